@@ -1,0 +1,22 @@
+"""Evaluation: accuracy matrix, continual-learning metrics, cost measurements, result records, plots."""
+
+from . import metrics
+from .accuracy_matrix import AccuracyMatrix
+from .record import RunRecord, summarize
+from .resources import PeakMemory, count_trainable_parameters
+from .runner import make_evaluator, run_strategy
+from .table import metrics_table
+from .task_aware import task_aware_accuracy
+
+__all__ = [
+    "AccuracyMatrix",
+    "PeakMemory",
+    "RunRecord",
+    "count_trainable_parameters",
+    "make_evaluator",
+    "metrics",
+    "metrics_table",
+    "run_strategy",
+    "summarize",
+    "task_aware_accuracy",
+]

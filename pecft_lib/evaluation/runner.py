@@ -1,0 +1,103 @@
+"""Drive an Avalanche strategy over a benchmark and return a :class:`RunRecord`.
+
+The strategy does all training and evaluation (``strategy.train`` / ``strategy.eval``); this module only
+orders the calls, times them and reads the :class:`AccuracyMatrix` metric from the strategy's evaluator.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from avalanche.training import JointTraining
+from avalanche.training.plugins import EvaluationPlugin
+from tqdm.auto import tqdm
+
+from ..benchmarks import ContinualBenchmark
+from .accuracy_matrix import AccuracyMatrix
+from .record import RunRecord
+from .resources import PeakMemory, count_trainable_parameters
+
+__all__ = ["make_evaluator", "run_strategy"]
+
+
+def make_evaluator(n_experiences: int, loggers: Sequence[Any] = ()) -> EvaluationPlugin:
+    """An evaluation plugin that records the accuracy matrix; pass Avalanche loggers to see values live."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin(AccuracyMatrix(n_experiences), loggers=list(loggers))
+
+
+def _accuracy_matrix_metric(strategy) -> AccuracyMatrix:
+    for metric in getattr(strategy.evaluator, "metrics", []):
+        if isinstance(metric, AccuracyMatrix):
+            return metric
+    raise ValueError(
+        "the strategy's evaluator has no AccuracyMatrix metric; build the strategy with "
+        "evaluator=make_evaluator(benchmark.n_experiences)"
+    )
+
+
+def run_strategy(
+    strategy,
+    benchmark: ContinualBenchmark,
+    *,
+    name: str,
+    config: dict[str, Any] | None = None,
+    evaluate_untrained: bool = True,
+    save_to: str | Path | None = None,
+) -> RunRecord:
+    """Train ``strategy`` on ``benchmark`` experience by experience, evaluating the whole test stream after
+    each one, and return the run's record.
+
+    A :class:`~avalanche.training.JointTraining` strategy is trained once on the whole stream (the upper
+    bound); its accuracy matrix has a single column.
+
+    Args:
+        name: label of the run (e.g. ``"naive"``), used in plots and tables.
+        config: the configuration to store in the record.
+        evaluate_untrained: also evaluate before training, which gives forward transfer.
+        save_to: if given, the record is (atomically) written there after every experience, with
+            ``status="running"`` until the last one, so an interrupted run keeps its results.
+    """
+    metric = _accuracy_matrix_metric(strategy)
+    metric.reset()
+    joint = isinstance(strategy, JointTraining)
+    stages: list[Any] = [benchmark.train_stream] if joint else list(benchmark.train_stream)
+    device = str(strategy.device)
+    if evaluate_untrained:
+        strategy.eval(benchmark.test_stream)
+    timings: dict[str, list] = {"train_seconds": [], "eval_seconds": [], "peak_memory_mib": [],
+                                "trainable_parameters": []}
+    record = None
+    for stage, training_data in enumerate(tqdm(stages, desc=name, unit="exp")):
+        with PeakMemory(device) as memory, warnings.catch_warnings():
+            # Avalanche 0.6's replay buffer calls its own deprecated API on every experience.
+            warnings.filterwarnings("ignore", message="Call to deprecated function update")
+            start = time.perf_counter()
+            strategy.train(training_data)
+            timings["train_seconds"].append(time.perf_counter() - start)
+        timings["peak_memory_mib"].append(memory.mib)
+        timings["trainable_parameters"].append(count_trainable_parameters(strategy.model))
+        start = time.perf_counter()
+        strategy.eval(benchmark.test_stream)
+        timings["eval_seconds"].append(time.perf_counter() - start)
+        finished = stage == len(stages) - 1
+        matrix = metric.result()[:, :1] if joint else metric.result()
+        record = RunRecord.from_arrays(
+            name,
+            matrix,
+            metric.initial.copy() if evaluate_untrained else None,
+            config=dict(config or {}),
+            benchmark=benchmark.describe(),
+            peak_memory_kind=memory.kind,
+            status="finished" if finished else "running",
+            **{key: list(values) for key, values in timings.items()},
+        )
+        if save_to is not None:
+            record.save(save_to)
+    assert record is not None and not np.isnan(record.matrix[:, -1]).any(), "the final evaluation is incomplete"
+    return record

@@ -1,0 +1,1 @@
+"""Continual-learning methods: one sub-package per method, plus the baselines."""
