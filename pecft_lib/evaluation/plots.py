@@ -20,7 +20,7 @@ def _axes(ax: Axes | None, size=(4.5, 3.8)) -> Axes:
 def plot_accuracy_matrix(record: RunRecord, ax: Axes | None = None, annotate: bool = True) -> Axes:
     """Heatmap of ``R[i, t]``: rows are evaluated experiences, columns training stages.
 
-    Entries below the diagonal of the transposed view (``i > t``: experiences not trained yet) are drawn
+    Entries below the diagonal (``i > t``: experiences not trained yet) are drawn
     faded; they are what the model knows of the future, usually nothing in class-incremental learning.
     """
     ax = _axes(ax)

@@ -12,7 +12,7 @@ These are Avalanche's own strategies, configured from a validated config; nothin
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from avalanche.models import SimpleMLP
@@ -65,9 +65,11 @@ def make_mlp(cfg: MLPConfig, n_classes: int, input_size: int = 28 * 28) -> Simpl
     return SimpleMLP(num_classes=n_classes, input_size=input_size, **asdict(cfg))
 
 
-def build_classic_strategy(name: str, model: torch.nn.Module, cfg: ClassicConfig, n_experiences: int):
-    """The Avalanche strategy ``name`` with SGD, cross-entropy and the evaluator that records the accuracy
-    matrix."""
+def build_classic_strategy(
+    name: str, model: torch.nn.Module, cfg: ClassicConfig, n_experiences: int, plugins: Sequence[Any] = ()
+):
+    """The Avalanche strategy ``name`` with SGD, cross-entropy, the evaluator that records the accuracy
+    matrix, and any extra Avalanche ``plugins``."""
     if name not in CLASSIC_STRATEGIES:
         raise UnknownNameError("strategy", name, CLASSIC_STRATEGIES)
     train = cfg.train
@@ -85,6 +87,7 @@ def build_classic_strategy(name: str, model: torch.nn.Module, cfg: ClassicConfig
         eval_mb_size=train.eval_batch_size,
         device=train.device,
         evaluator=make_evaluator(n_experiences),
+        plugins=list(plugins),
         **cfg.strategies.get(name, {}),
     )
 
