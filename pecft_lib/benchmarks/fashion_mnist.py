@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def read_idx(path: Path, expected_sha256: str) -> np.ndarray:
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:  # truncated or not a gzip file
+        except (OSError, EOFError, zlib.error) as err:  # truncated, damaged or not a gzip file
             raise ChecksumMismatchError(
                 str(path), expected_sha256, f"<unreadable gzip: {err}>", f"delete it and get it again: {HOW_TO_GET}"
             ) from err

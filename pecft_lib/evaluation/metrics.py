@@ -34,7 +34,7 @@ def as_matrix(R: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
         raise ValueError(
             f"accuracy matrix must be square (T experiences x T training stages), got shape {R.shape}"
         )
-    seen = np.tril(np.ones_like(R, dtype=bool))  # i <= t
+    seen = np.triu(np.ones_like(R, dtype=bool))  # i <= t: experiences already trained
     if np.isnan(R[seen]).any():
         raise ValueError("accuracy matrix has NaN entries for experiences already trained (i <= t)")
     if ((R[seen] < 0) | (R[seen] > 1)).any():
