@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..benchmarks import ContinualBenchmark
 from .accuracy_matrix import AccuracyMatrix
 from .record import RunRecord
-from .resources import PeakMemory, count_trainable_parameters
+from .resources import PeakMemory, count_trainable_parameters, hardware, package_versions
 
 __all__ = ["make_evaluator", "run_strategy"]
 
@@ -90,6 +90,7 @@ def run_strategy(
         strategy.eval(benchmark.test_stream)
     timings: dict[str, list] = {"train_seconds": [], "eval_seconds": [], "peak_memory_mib": [],
                                 "trainable_parameters": []}
+    environment = {"versions": package_versions(), "hardware": hardware()}  # read once per run
     record = None
     for stage, training_data in enumerate(tqdm(stages, desc=name, unit="exp")):
         with PeakMemory(device) as memory, _without_avalanche_deprecations():
@@ -111,6 +112,7 @@ def run_strategy(
             benchmark=benchmark.describe(),
             peak_memory_kind=memory.kind,
             status="finished" if finished else "running",
+            **environment,
             **{key: list(values) for key, values in timings.items()},
         )
         if save_to is not None:
