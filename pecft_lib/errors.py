@@ -27,9 +27,10 @@ class ChecksumMismatchError(PecftError):
 class UnknownNameError(PecftError, KeyError):
     """A name (benchmark, method, profile, ...) is not one of the known choices."""
 
-    def __init__(self, kind: str, name: str, choices: Iterable[str]):
+    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = ""):
         self.kind, self.name, self.choices = kind, name, sorted(choices)
-        super().__init__(f"unknown {kind} {name!r}; valid choices: {', '.join(self.choices)}")
+        message = f"unknown {kind} {name!r}; valid choices: {', '.join(self.choices)}"
+        super().__init__(f"{message}. {hint}" if hint else message)
 
     def __str__(self) -> str:  # KeyError would otherwise print the message in quotes
         return self.args[0]
@@ -37,3 +38,11 @@ class UnknownNameError(PecftError, KeyError):
 
 class ConfigError(PecftError, ValueError):
     """A configuration has unknown keys or values of the wrong type."""
+
+
+class CheckpointNotFoundError(PecftError, FileNotFoundError):
+    """Pretrained weights are neither available locally nor downloadable."""
+
+
+class CheckpointMismatchError(PecftError, ValueError):
+    """A weights file does not fit the architecture it was given for."""

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from ..errors import UnknownNameError
 from .base import ContinualBenchmark
+from .split_cifar100 import split_cifar100
 from .split_fashion_mnist import split_fashion_mnist
+from .split_imagenet_r import split_imagenet_r
 
 BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
     "split_fashion_mnist": split_fashion_mnist,
+    "split_cifar100": split_cifar100,
+    "split_imagenet_r": split_imagenet_r,
 }
 
 
@@ -30,10 +34,21 @@ class BenchmarkConfig:
     seed: int = 0
     train_per_class: int | None = None
     test_per_class: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments only some benchmarks take (e.g. ``max_length`` of a text benchmark)."""
 
     def build(self) -> ContinualBenchmark:
-        options = asdict(self)
-        return get_benchmark(options.pop("name"), **options)
+        settings = asdict(self)
+        extra = settings.pop("options")
+        return get_benchmark(settings.pop("name"), **settings, **extra)
 
 
-__all__ = ["BENCHMARKS", "BenchmarkConfig", "ContinualBenchmark", "get_benchmark", "split_fashion_mnist"]
+__all__ = [
+    "BENCHMARKS",
+    "BenchmarkConfig",
+    "ContinualBenchmark",
+    "get_benchmark",
+    "split_cifar100",
+    "split_fashion_mnist",
+    "split_imagenet_r",
+]
