@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .errors import UnknownNameError
+from .errors import ConfigError, UnknownNameError
 
 PROFILES = ("quick", "paper")
 
@@ -69,3 +69,13 @@ def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True, pr
     if torch.backends.cudnn.is_available():
         torch.backends.cudnn.benchmark = False
     return ReproSettings(seed, torch.get_num_threads(), deterministic, profile or current_profile())
+
+
+def check_device(device: str) -> str:
+    """``device`` itself, or a :class:`~pecft_lib.errors.ConfigError` if it names a GPU that is not there."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={device!r} but no CUDA GPU is visible; run the quick profile (PECFT_PROFILE=quick) "
+            "or override the device with {'train.device': 'cpu'}"
+        )
+    return device

@@ -19,9 +19,9 @@ from avalanche.models import SimpleMLP
 from avalanche.training import EWC, JointTraining, LwF, Naive, Replay
 
 from ...benchmarks import BenchmarkConfig, ContinualBenchmark
-from ...errors import ConfigError, UnknownNameError
+from ...errors import UnknownNameError
 from ...evaluation import RunRecord, make_evaluator, run_strategy
-from ...repro import seed_everything
+from ...repro import check_device, seed_everything
 
 CLASSIC_STRATEGIES = {"naive": Naive, "joint": JointTraining, "ewc": EWC, "lwf": LwF, "replay": Replay}
 
@@ -73,11 +73,6 @@ def build_classic_strategy(
     if name not in CLASSIC_STRATEGIES:
         raise UnknownNameError("strategy", name, CLASSIC_STRATEGIES)
     train = cfg.train
-    if train.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"train.device={train.device!r} but no CUDA GPU is visible; run the quick profile "
-            "(PECFT_PROFILE=quick) or override the device with {'train.device': 'cpu'}"
-        )
     return CLASSIC_STRATEGIES[name](
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum),
@@ -85,7 +80,7 @@ def build_classic_strategy(
         train_mb_size=train.batch_size,
         train_epochs=train.epochs,
         eval_mb_size=train.eval_batch_size,
-        device=train.device,
+        device=check_device(train.device),
         evaluator=make_evaluator(n_experiences),
         plugins=list(plugins),
         **cfg.strategies.get(name, {}),

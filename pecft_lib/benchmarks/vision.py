@@ -1,0 +1,145 @@
+"""What the 224-px image benchmarks (Split CIFAR-100, Split ImageNet-R) share: the reference codes' transforms,
+the input scaling, lazy Avalanche datasets, and downloading and verifying archives.
+
+Transforms follow the reference code, not the papers' text (``reference/prompts.md`` §1, §2.3, §3.3, §4.3;
+``reference/lora.md`` §2.3). Two recipes exist:
+
+``"coda_prompt"`` (CODA-Prompt ``dataloaders/utils.py`` ``get_transform``; InfLoRA ``utils/data.py`` is the same)
+    train ``RandomResizedCrop(224)`` (torchvision's default area 0.08–1, ratio 3/4–4/3, bilinear) + horizontal
+    flip; test ``Resize(224)`` for CIFAR-100 (32×32 → 224×224, no crop) and ``Resize(256)`` + ``CenterCrop(224)``
+    for ImageNet-R.
+``"l2p_dualprompt"`` (the PyTorch ports of L2P and DualPrompt, ``datasets.py`` ``build_transform``, identical in both)
+    train ``RandomResizedCrop(224, scale=(0.05, 1), ratio=(3/4, 4/3))`` + flip; test ``Resize(256, bicubic)`` +
+    ``CenterCrop(224)`` for both datasets. (The JAX original first resizes CIFAR images to 256×256 before the
+    random crop; that variant is not offered.)
+
+Every reference then only calls ``ToTensor()``: inputs in [0, 1], no mean/std normalisation, although the ViT
+checkpoints were trained on [-1, 1] inputs. That is the default ``input_scaling="unit"``; ``"minus_one_one"``
+(mean = std = 0.5, what the checkpoints expect) and ``"imagenet"`` (ImageNet mean/std) are explicit alternatives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from avalanche.benchmarks.utils import TaskAwareSupervisedClassificationDataset, _make_taskaware_classification_dataset
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+from torchvision.datasets.utils import download_url
+
+from ..errors import ChecksumMismatchError, DatasetNotFoundError, UnknownNameError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 224
+
+INPUT_SCALINGS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
+    "unit": None,  # ToTensor only: [0, 1], as every reference feeds the ViT
+    "minus_one_one": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # [-1, 1], the checkpoints' own preprocessing
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet-1k mean/std
+}
+
+TRANSFORM_RECIPES = {
+    "coda_prompt": "CODA-Prompt / InfLoRA: RandomResizedCrop(224) + flip; test Resize(224) (CIFAR) or "
+    "Resize(256) + CenterCrop(224) (ImageNet-R)",
+    "l2p_dualprompt": "PyTorch L2P / DualPrompt: RandomResizedCrop(224, scale=(0.05, 1)) + flip; test "
+    "Resize(256, bicubic) + CenterCrop(224)",
+}
+
+DATASETS = ("cifar100", "imagenet_r")
+
+
+def reference_transforms(recipe: str, dataset: str, input_scaling: str = "unit") -> tuple[T.Compose, T.Compose]:
+    """The (train, test) transforms of ``recipe`` (see the module docstring) for ``dataset`` at 224 px.
+
+    Both take a PIL image and end with ``ToTensor()`` and, unless ``input_scaling="unit"``, ``Normalize``.
+    """
+    if recipe not in TRANSFORM_RECIPES:
+        raise UnknownNameError("transform recipe", recipe, TRANSFORM_RECIPES)
+    if dataset not in DATASETS:
+        raise UnknownNameError("dataset", dataset, DATASETS)
+    if input_scaling not in INPUT_SCALINGS:
+        raise UnknownNameError("input scaling", input_scaling, INPUT_SCALINGS)
+    if recipe == "coda_prompt":
+        train = [T.RandomResizedCrop(IMAGE_SIZE), T.RandomHorizontalFlip()]
+        test = [T.Resize(IMAGE_SIZE)] if dataset == "cifar100" else [T.Resize(256), T.CenterCrop(IMAGE_SIZE)]
+    else:
+        train = [
+            T.RandomResizedCrop(IMAGE_SIZE, scale=(0.05, 1.0), ratio=(3 / 4, 4 / 3)),
+            T.RandomHorizontalFlip(p=0.5),
+        ]
+        test = [T.Resize(256, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(IMAGE_SIZE)]
+    tail: list[Any] = [T.ToTensor()]
+    if (stats := INPUT_SCALINGS[input_scaling]) is not None:
+        tail.append(T.Normalize(*stats))
+    return T.Compose(train + tail), T.Compose(test + tail)
+
+
+def describe_transforms(recipe: str, input_scaling: str, train: T.Compose, test: T.Compose) -> dict[str, Any]:
+    """The ``info`` entries that record the preprocessing: recipe, scaling and every transform's repr."""
+    stats = INPUT_SCALINGS[input_scaling]
+    return {
+        "transform_recipe": recipe,
+        "input_scaling": input_scaling,
+        "normalization": None if stats is None else {"mean": list(stats[0]), "std": list(stats[1])},
+        "train_transforms": [repr(t) for t in train.transforms],
+        "test_transforms": [repr(t) for t in test.transforms],
+    }
+
+
+def lazy_dataset(
+    dataset: Dataset,
+    indices: Sequence[int],
+    train_transform: T.Compose,
+    test_transform: T.Compose,
+    *,
+    train: bool,
+) -> TaskAwareSupervisedClassificationDataset:
+    """``dataset`` (PIL images with a ``targets`` field) as an Avalanche classification dataset restricted to
+    ``indices``, transformed when an item is read.
+
+    The two transforms become Avalanche's ``"train"`` and ``"eval"`` transform groups, so strategies switch
+    between them with ``dataset.train()`` / ``dataset.eval()`` (e.g. to read training images without
+    augmentation). The dataset starts in ``"train"`` when ``train`` is true, otherwise in ``"eval"``. Items
+    are ``(image tensor, label, task label 0)``, as in every Avalanche classification dataset.
+    """
+    wrapped = _make_taskaware_classification_dataset(
+        dataset,
+        transform_groups={"train": (train_transform, None), "eval": (test_transform, None)},
+        initial_transform_group="train" if train else "eval",
+    )
+    return wrapped if len(indices) == len(dataset) else wrapped.subset(list(indices))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str, fix: str) -> None:
+    """Raise :class:`ChecksumMismatchError` unless the sha256 of ``path`` is ``expected``."""
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ChecksumMismatchError(str(path), expected, actual, fix)
+
+
+def download_archive(url: str, archive: Path, md5: str, how_to_get: str) -> None:
+    """Download ``url`` to ``archive`` with torchvision's downloader, which checks the published ``md5``.
+
+    Raises :class:`DatasetNotFoundError` (with ``how_to_get``) when that fails: no network, refused proxy,
+    wrong md5, full disk.
+    """
+    log.warning("%s not found; downloading %s with torchvision", archive, url)
+    try:
+        download_url(url, str(archive.parent), archive.name, md5=md5)
+    except Exception as err:  # URLError, HTTPError, RuntimeError("File not found or corrupted."), OSError
+        raise DatasetNotFoundError(
+            f"{archive.name} is not in {archive.parent} and the download failed ({type(err).__name__}: {err}). "
+            f"Fix: {how_to_get}."
+        ) from err

@@ -1,0 +1,58 @@
+"""Single-task fine-tuning as an Avalanche ``Naive`` strategy over one experience, one run per PEFT method."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Callable
+
+import torch
+from avalanche.training import Naive
+
+from ...backbones import Backbone, load_backbone
+from ...benchmarks import ContinualBenchmark
+from ...evaluation import RunRecord, make_evaluator, run_strategy
+from ...repro import check_device, seed_everything
+from .config import OptimConfig, SingleTaskConfig, TuningConfig
+from .model import PEFTClassifier
+
+
+def build_tuning_strategy(model: PEFTClassifier, optim: OptimConfig) -> Naive:
+    """AdamW over the trainable parameters only, cross-entropy, and the accuracy-matrix evaluator."""
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    return Naive(
+        model=model,
+        optimizer=torch.optim.AdamW(trainable, lr=optim.lr[model.tuning.method], weight_decay=optim.weight_decay),
+        criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=optim.batch_size,
+        train_epochs=optim.epochs,
+        eval_mb_size=optim.eval_batch_size,
+        device=check_device(optim.device),
+        evaluator=make_evaluator(1),
+    )
+
+
+def run_single_task(
+    cfg: SingleTaskConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+) -> list[RunRecord]:
+    """Fine-tune a fresh copy of ``cfg.backbone`` with every method of ``cfg.methods``; one record each.
+
+    ``benchmark`` defaults to ``cfg.benchmark.build()``; ``backbone_factory`` (default: load
+    ``cfg.backbone`` by name) must return a new backbone at every call, since LoRA and full fine-tuning
+    change it.
+    """
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    factory = backbone_factory or (lambda: load_backbone(cfg.backbone))
+    records = []
+    for name, tuning in cfg.methods.items():
+        seed_everything(seed)
+        model = PEFTClassifier(factory(), benchmark.n_classes, tuning)
+        strategy = build_tuning_strategy(model, cfg.optim)
+        config = {"backbone": cfg.backbone, "seed": seed, "tuning": asdict(tuning), "optim": asdict(cfg.optim)}
+        records.append(run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False))
+    return records
+
+
+__all__ = ["TuningConfig", "build_tuning_strategy", "run_single_task"]
