@@ -430,3 +430,53 @@ def test_reference_transforms_validate_their_names():
         vision.reference_transforms("coda_prompt", "mnist")
     train, test = vision.reference_transforms("coda_prompt", "imagenet_r", "imagenet")
     assert repr(test.transforms[-1]).startswith("Normalize(mean=(0.485, 0.456, 0.406)")
+
+
+# ------------------------------------------------------------------------------ paper-profile dry runs on CPU
+
+
+def dry_run(benchmark, tag: str, tuning: "TuningConfig") -> None:
+    """Two AdamW steps of a PEFT classifier on the exact paper architecture (random weights), fed by the
+    benchmark's own loader: the shapes, the hooks and the optimiser wiring of a paper run, in seconds."""
+    from torch.utils.data import DataLoader
+
+    from pecft_lib.backbones import load_backbone
+    from pecft_lib.methods.finetuning import PEFTClassifier
+
+    torch.manual_seed(0)
+    model = PEFTClassifier(load_backbone(tag, pretrained=False), benchmark.n_classes, tuning)
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    frozen_before = model.backbone.get_parameter("vit.blocks.0.mlp.fc1.weight").clone()
+    before = {name: p.detach().clone() for name, p in trainable.items()}
+    optimizer = torch.optim.AdamW(trainable.values(), lr=1e-3)
+    images, labels, _ = next(iter(DataLoader(benchmark.train_stream[0].dataset, batch_size=2)))
+    assert images.shape == (2, 3, 224, 224)
+    for _ in range(2):
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert torch.isfinite(loss)
+    assert all(not torch.equal(before[name], p) for name, p in trainable.items())
+    assert torch.equal(model.backbone.get_parameter("vit.blocks.0.mlp.fc1.weight"), frozen_before)
+
+
+def test_dry_run_cifar100_l2p_checkpoint_with_prompt_tuning(cifar_bench):
+    from pecft_lib.methods.finetuning import TuningConfig
+
+    dry_run(cifar_bench, "vit_base_patch16_224.orig_in21k", TuningConfig(method="prompt_tuning", prompt_length=5))
+
+
+def test_dry_run_cifar100_inflora_checkpoint_with_lora_on_k_and_v(cifar_bench):
+    from pecft_lib.methods.finetuning import TuningConfig
+
+    dry_run(cifar_bench, "vit_base_patch16_224.augreg_in21k",
+            TuningConfig(method="lora", lora_rank=10, lora_targets=["k", "v"]))
+
+
+def test_dry_run_imagenet_r_coda_checkpoint_with_prefix_tuning(imr_root):
+    from pecft_lib.methods.finetuning import TuningConfig
+
+    benchmark = split_imagenet_r(root=imr_root, download=False)
+    dry_run(benchmark, "vit_base_patch16_224.augreg_in21k_ft_in1k",
+            TuningConfig(method="prefix_tuning", prefix_length=4, prefix_layers=[0, 1, 2, 3, 4]))

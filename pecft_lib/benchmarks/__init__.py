@@ -7,14 +7,18 @@ from typing import Any, Callable
 
 from ..errors import UnknownNameError
 from .base import ContinualBenchmark
+from .olora_text import olora_text
 from .split_cifar100 import split_cifar100
 from .split_fashion_mnist import split_fashion_mnist
 from .split_imagenet_r import split_imagenet_r
+from .wordnet_supersenses import wordnet_supersenses
 
 BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
     "split_fashion_mnist": split_fashion_mnist,
     "split_cifar100": split_cifar100,
     "split_imagenet_r": split_imagenet_r,
+    "wordnet_supersenses": wordnet_supersenses,
+    "olora_text": olora_text,
 }
 
 
@@ -48,7 +52,9 @@ __all__ = [
     "BenchmarkConfig",
     "ContinualBenchmark",
     "get_benchmark",
+    "olora_text",
     "split_cifar100",
     "split_fashion_mnist",
     "split_imagenet_r",
+    "wordnet_supersenses",
 ]
