@@ -9,6 +9,7 @@ and committed with their sha256.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from timm.models.vision_transformer import VisionTransformer
@@ -23,6 +24,8 @@ ARCHITECTURE = dict(
 )
 WEIGHTS_DIR = REPO_ROOT / "data" / "pecft-vit-tiny"
 WEIGHTS_FILE = WEIGHTS_DIR / "model.safetensors"
+REPORT_FILE = WEIGHTS_DIR / "pretraining.json"
+PROBE_FILE = WEIGHTS_DIR / "probe.json"
 SHA256 = "TO_BE_FILLED"
 
 
@@ -54,3 +57,13 @@ def load_vit_tiny(pretrained: bool = True, weights: str | Path | None = None) ->
                       "(a Git LFS pointer or a partial download also ends here)")
     load_state_dict_file(model, path, "pecft-vit-tiny")
     return model
+
+
+def pretraining_report() -> dict:
+    """What ``tools/pretrain_vit_tiny.py`` measured when it made the committed weights (recipe, time, probe)."""
+    return json.loads(REPORT_FILE.read_text())
+
+
+def probe_report() -> dict:
+    """Linear-probe accuracies of the committed weights, random weights and raw pixels (``tools/probe_vit_tiny.py``)."""
+    return json.loads(PROBE_FILE.read_text())

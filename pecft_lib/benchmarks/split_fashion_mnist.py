@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .base import (
@@ -20,9 +21,13 @@ from .fashion_mnist import CLASS_NAMES, load_fashion_mnist
 MEAN, STD = 0.2860, 0.3530
 
 
+def normalise(images: np.ndarray) -> torch.Tensor:
+    """``uint8 [N, 28, 28]`` images as the normalised ``float32 [N, 1, 28, 28]`` tensor every model here sees."""
+    return ((torch.from_numpy(images.astype("float32")) / 255.0 - MEAN) / STD).unsqueeze(1)
+
+
 def _to_tensors(images, labels, index) -> TensorClassificationDataset:
-    x = torch.from_numpy(images[index].astype("float32") / 255.0).unsqueeze(1)  # [N, 1, 28, 28]
-    return TensorClassificationDataset((x - MEAN) / STD, torch.from_numpy(labels[index]))
+    return TensorClassificationDataset(normalise(images[index]), torch.from_numpy(labels[index]))
 
 
 def split_fashion_mnist(

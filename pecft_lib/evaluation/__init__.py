@@ -5,7 +5,7 @@ from .accuracy_matrix import AccuracyMatrix
 from .record import RunRecord, summarize
 from .resources import PeakMemory, count_trainable_parameters
 from .runner import make_evaluator, run_strategy
-from .table import metrics_table
+from .table import metrics_table, single_task_table
 from .task_aware import task_aware_accuracy
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "metrics",
     "metrics_table",
     "run_strategy",
+    "single_task_table",
     "summarize",
     "task_aware_accuracy",
 ]

@@ -1,4 +1,4 @@
-"""Figures of continual-learning runs: accuracy-matrix heatmap and accuracy curves."""
+"""Figures of runs: accuracy-matrix heatmap, accuracy curves, accuracy against trainable parameters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 
 from .record import RunRecord
 
-__all__ = ["plot_accuracy_matrix", "plot_accuracy_curves", "plot_average_accuracy"]
+__all__ = ["plot_accuracy_matrix", "plot_accuracy_curves", "plot_average_accuracy", "plot_accuracy_vs_parameters"]
 
 
 def _axes(ax: Axes | None, size=(4.5, 3.8)) -> Axes:
@@ -81,4 +81,19 @@ def plot_average_accuracy(records: Sequence[RunRecord], ax: Axes | None = None) 
     ax.set_xlabel("after training experience")
     ax.set_ylabel("average accuracy on seen experiences $A_t$")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_accuracy_vs_parameters(records: Sequence[RunRecord], ax: Axes | None = None, title: str = "") -> Axes:
+    """Final average accuracy of each run against its number of trainable parameters (log scale)."""
+    ax = _axes(ax, (5.0, 3.6))
+    for record in records:
+        params, accuracy = record.trainable_parameters[-1], 100 * record.metrics["A_last"]
+        ax.scatter(params, accuracy, s=40)
+        ax.annotate(record.name, (params, accuracy), textcoords="offset points", xytext=(5, -10), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
     return ax

@@ -34,3 +34,16 @@ def metrics_table(records: Sequence[RunRecord], costs: bool = False) -> pd.DataF
             row["peak memory (MiB)"] = round(max(record.peak_memory_mib), 0) if record.peak_memory_mib else None
         rows.append(row)
     return pd.DataFrame(rows, index=pd.Index([r.name for r in records], name="run"))
+
+
+def single_task_table(records: Sequence[RunRecord], backbone_parameters: int | None = None) -> pd.DataFrame:
+    """One row per single-task run: test accuracy (%), trainable parameters and, given the backbone's
+    size, their share of it (%)."""
+    rows = []
+    for record in records:
+        row = {"accuracy (%)": round(100 * record.metrics["A_last"], 2),
+               "trainable params": record.trainable_parameters[-1]}
+        if backbone_parameters:
+            row["of backbone (%)"] = round(100 * record.trainable_parameters[-1] / backbone_parameters, 3)
+        rows.append(row)
+    return pd.DataFrame(rows, index=pd.Index([r.name for r in records], name="method"))
