@@ -21,7 +21,7 @@ from pecft_lib.backbones import (
     load_backbone,
 )
 from pecft_lib.backbones import vit_tiny
-from pecft_lib.backbones.checkpoints import sha256_of
+from pecft_lib.checksums import sha256_of
 from pecft_lib.errors import CheckpointMismatchError, CheckpointNotFoundError, ChecksumMismatchError, UnknownNameError
 
 

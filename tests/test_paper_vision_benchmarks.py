@@ -435,7 +435,7 @@ def test_reference_transforms_validate_their_names():
 # ------------------------------------------------------------------------------ paper-profile dry runs on CPU
 
 
-def dry_run(benchmark, tag: str, tuning: "TuningConfig") -> None:
+def dry_run(benchmark, tag: str, tuning) -> None:
     """Two AdamW steps of a PEFT classifier on the exact paper architecture (random weights), fed by the
     benchmark's own loader: the shapes, the hooks and the optimiser wiring of a paper run, in seconds."""
     from torch.utils.data import DataLoader

@@ -28,16 +28,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from pecft_lib.backbones.checkpoints import sha256_of
+from pecft_lib.checksums import sha256_of
 from pecft_lib.backbones.vit_tiny import ARCHITECTURE, create_vit_tiny
 from pecft_lib.benchmarks.fashion_mnist import load_fashion_mnist
-from pecft_lib.benchmarks.split_fashion_mnist import MEAN, STD
+from pecft_lib.benchmarks.split_fashion_mnist import MEAN, STD, normalise
 from pecft_lib.evaluation.probe import extract_features, linear_probe
 from pecft_lib.repro import seed_everything
-
-
-def normalised(images) -> torch.Tensor:
-    return ((torch.from_numpy(images).float() / 255.0 - MEAN) / STD).unsqueeze(1)
 
 
 def kmeans(points: torch.Tensor, k: int, iters: int, generator: torch.Generator) -> torch.Tensor:
@@ -131,7 +127,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     data = load_fashion_mnist()
-    images = normalised(data.train_images)  # labels are not read until the probe
+    images = normalise(data.train_images)  # labels are not read until the probe
     if args.train_subset:
         images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: args.train_subset]]
 
@@ -161,8 +157,8 @@ def main() -> None:
     model.reset_classifier(0)
     model.eval()
     probe_start = time.perf_counter()
-    train_x, train_y = normalised(data.train_images), torch.from_numpy(data.train_labels)
-    test_x, test_y = normalised(data.test_images), torch.from_numpy(data.test_labels)
+    train_x, train_y = normalise(data.train_images), torch.from_numpy(data.train_labels)
+    test_x, test_y = normalise(data.test_images), torch.from_numpy(data.test_labels)
     if args.probe_subset:
         train_x, train_y = train_x[: args.probe_subset], train_y[: args.probe_subset]
         test_x, test_y = test_x[: args.probe_subset // 5], test_y[: args.probe_subset // 5]

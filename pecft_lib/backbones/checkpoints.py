@@ -13,7 +13,6 @@ reference loads which weights (``prompts.md`` §5, ``lora.md`` §2.4):
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,8 @@ import torch
 from safetensors.torch import load_file
 from timm.models.vision_transformer import VisionTransformer
 
-from ..errors import CheckpointMismatchError, CheckpointNotFoundError, ChecksumMismatchError, UnknownNameError
+from ..checksums import verify_sha256
+from ..errors import CheckpointMismatchError, CheckpointNotFoundError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,6 @@ BARE_NAME_HINT = (
     "Give the pretrained tag explicitly: timm maps the bare name 'vit_base_patch16_224' to weights "
     "(augreg2_in21k_ft_in1k) that none of the papers used."
 )
-
-
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_sha256(path: Path, expected: str, fix: str) -> None:
-    actual = sha256_of(path)
-    if actual != expected:
-        raise ChecksumMismatchError(str(path), expected, actual, fix)
 
 
 def load_state_dict_file(model: torch.nn.Module, path: Path, source: str) -> None:

@@ -16,7 +16,8 @@ from timm.models.vision_transformer import VisionTransformer
 
 from ..errors import CheckpointNotFoundError
 from ..paths import REPO_ROOT
-from .checkpoints import load_state_dict_file, verify_sha256
+from ..checksums import verify_sha256
+from .checkpoints import load_state_dict_file
 
 ARCHITECTURE = dict(
     img_size=28, patch_size=7, in_chans=1, embed_dim=192, depth=6, num_heads=3, mlp_ratio=4.0,

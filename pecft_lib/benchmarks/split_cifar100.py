@@ -24,7 +24,8 @@ from torchvision.datasets.utils import check_integrity, extract_archive
 from ..errors import DatasetNotFoundError
 from ..paths import cache_dir
 from .base import ContinualBenchmark, make_class_incremental, per_class_subset, seeded_class_order
-from .vision import describe_transforms, download_archive, lazy_dataset, reference_transforms, verify_sha256
+from ..checksums import verify_sha256
+from .vision import describe_transforms, download_archive, lazy_dataset, reference_transforms
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,8 @@ from torchvision.datasets.utils import extract_archive
 from ..errors import ChecksumMismatchError, DatasetNotFoundError
 from ..paths import REPO_ROOT, cache_dir
 from .base import ContinualBenchmark, make_class_incremental, per_class_subset, seeded_class_order
-from .vision import describe_transforms, download_archive, lazy_dataset, reference_transforms, verify_sha256
+from ..checksums import verify_sha256
+from .vision import describe_transforms, download_archive, lazy_dataset, reference_transforms
 
 log = logging.getLogger(__name__)
 

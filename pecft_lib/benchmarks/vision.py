@@ -20,7 +20,6 @@ checkpoints were trained on [-1, 1] inputs. That is the default ``input_scaling=
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +29,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 from torchvision.datasets.utils import download_url
 
-from ..errors import ChecksumMismatchError, DatasetNotFoundError, UnknownNameError
+from ..errors import DatasetNotFoundError, UnknownNameError
 
 log = logging.getLogger(__name__)
 
@@ -112,21 +111,6 @@ def lazy_dataset(
         initial_transform_group="train" if train else "eval",
     )
     return wrapped if len(indices) == len(dataset) else wrapped.subset(list(indices))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_sha256(path: Path, expected: str, fix: str) -> None:
-    """Raise :class:`ChecksumMismatchError` unless the sha256 of ``path`` is ``expected``."""
-    actual = sha256_of(path)
-    if actual != expected:
-        raise ChecksumMismatchError(str(path), expected, actual, fix)
 
 
 def download_archive(url: str, archive: Path, md5: str, how_to_get: str) -> None:
