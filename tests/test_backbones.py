@@ -231,3 +231,14 @@ def test_gradients_flow_to_prompts_through_a_frozen_backbone():
     loss.backward()
     assert prompts.grad is not None and prompts.grad.abs().sum() > 0
     assert all(p.grad is None for p in backbone.parameters())
+
+
+def test_vit_tiny_model_card_quotes_what_the_scripts_measured():
+    report = vit_tiny.pretraining_report()
+    card = (vit_tiny.WEIGHTS_DIR / "README.md").read_text()
+    assert report["sha256"] == vit_tiny.SHA256
+    assert report["pretraining_minutes"] <= 60 and report["linear_probe"]["test_accuracy"] >= 0.80
+    assert f"**{100 * report['linear_probe']['test_accuracy']:.2f} %** test" in card
+    assert f"**{report['pretraining_minutes']:.1f} minutes**" in card
+    probes = vit_tiny.probe_report()
+    assert probes["pecft-vit-tiny (pretrained)"]["test_accuracy"] > probes["pecft-vit-tiny (random weights)"]["test_accuracy"]

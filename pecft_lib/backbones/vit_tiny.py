@@ -27,7 +27,7 @@ WEIGHTS_DIR = REPO_ROOT / "data" / "pecft-vit-tiny"
 WEIGHTS_FILE = WEIGHTS_DIR / "model.safetensors"
 REPORT_FILE = WEIGHTS_DIR / "pretraining.json"
 PROBE_FILE = WEIGHTS_DIR / "probe.json"
-SHA256 = "TO_BE_FILLED"
+SHA256 = "68b017e60acb0f52a4e20cac4b3e755edcb9bcdf378aa6437f3698290e8206ab"
 
 
 def create_vit_tiny(num_classes: int = 0, **overrides) -> VisionTransformer:
