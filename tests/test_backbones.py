@@ -241,4 +241,7 @@ def test_vit_tiny_model_card_quotes_what_the_scripts_measured():
     assert f"**{100 * report['linear_probe']['test_accuracy']:.2f} %** test" in card
     assert f"**{report['pretraining_minutes']:.1f} minutes**" in card
     probes = vit_tiny.probe_report()
+    assert probes["pecft-vit-tiny (pretrained)"] == report["linear_probe"]  # re-measured by the probe script
     assert probes["pecft-vit-tiny (pretrained)"]["test_accuracy"] > probes["pecft-vit-tiny (random weights)"]["test_accuracy"]
+    for name in ("pecft-vit-tiny (random weights)", "raw pixels"):
+        assert f"{100 * probes[name]['test_accuracy']:.2f} %" in card
