@@ -71,11 +71,12 @@ def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True, pr
     return ReproSettings(seed, torch.get_num_threads(), deterministic, profile or current_profile())
 
 
-def check_device(device: str) -> str:
-    """``device`` itself, or a :class:`~pecft_lib.errors.ConfigError` if it names a GPU that is not there."""
+def check_device(device: str, key: str = "device") -> str:
+    """``device`` itself, or a :class:`~pecft_lib.errors.ConfigError` if it names a GPU that is not there
+    (``key`` is the config key that set it, quoted in the message)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
-            f"device={device!r} but no CUDA GPU is visible; run the quick profile (PECFT_PROFILE=quick) "
-            "or override the device with {'train.device': 'cpu'}"
+            f"{key}={device!r} but no CUDA GPU is visible; run the quick profile (PECFT_PROFILE=quick) "
+            f"or override the device with {{'{key}': 'cpu'}}"
         )
     return device

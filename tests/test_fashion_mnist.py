@@ -11,7 +11,7 @@ import pytest
 
 from conftest import FASHION_MNIST_DEBIAN_DIR, requires_fashion_mnist
 from pecft_lib.benchmarks import fashion_mnist as fm
-from pecft_lib.benchmarks import get_benchmark
+from pecft_lib.benchmarks import BENCHMARKS, get_benchmark
 from pecft_lib.errors import ChecksumMismatchError, DatasetNotFoundError, UnknownNameError
 
 NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -273,5 +273,6 @@ def test_unknown_benchmark_name_lists_the_valid_ones():
     message = str(info.value)
     assert "'split_fashoin_mnist'" in message
     assert "split_fashion_mnist" in message.split("valid choices:")[1]
-    assert info.value.choices == ["split_fashion_mnist"]
+    assert info.value.choices == sorted(BENCHMARKS)
+    assert {"split_fashion_mnist", "split_cifar100", "split_imagenet_r", "wordnet_supersenses", "olora_text"} <= set(BENCHMARKS)
     assert isinstance(info.value, KeyError)

@@ -80,7 +80,7 @@ def build_classic_strategy(
         train_mb_size=train.batch_size,
         train_epochs=train.epochs,
         eval_mb_size=train.eval_batch_size,
-        device=check_device(train.device),
+        device=check_device(train.device, "train.device"),
         evaluator=make_evaluator(n_experiences),
         plugins=list(plugins),
         **cfg.strategies.get(name, {}),

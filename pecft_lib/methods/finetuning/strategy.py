@@ -26,7 +26,7 @@ def build_tuning_strategy(model: PEFTClassifier, optim: OptimConfig) -> Naive:
         train_mb_size=optim.batch_size,
         train_epochs=optim.epochs,
         eval_mb_size=optim.eval_batch_size,
-        device=check_device(optim.device),
+        device=check_device(optim.device, "optim.device"),
         evaluator=make_evaluator(1),
     )
 
