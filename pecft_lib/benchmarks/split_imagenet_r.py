@@ -38,9 +38,9 @@ from torchvision.datasets.utils import extract_archive
 
 from ..errors import ChecksumMismatchError, DatasetNotFoundError
 from ..paths import REPO_ROOT, cache_dir
-from .base import ContinualBenchmark, make_class_incremental, per_class_subset, seeded_class_order
 from ..checksums import verify_sha256
-from .vision import describe_transforms, download_archive, lazy_dataset, reference_transforms
+from .base import ContinualBenchmark
+from .vision import describe_transforms, download_archive, reference_transforms, split_lazily
 
 log = logging.getLogger(__name__)
 
@@ -231,28 +231,18 @@ def split_imagenet_r(
 
     Items of ``train_stream[i].dataset`` are ``(float tensor [3, 224, 224], label, 0)``, computed when read.
     """
-    train_tf, test_tf = reference_transforms(transform_recipe, "imagenet_r", input_scaling)
+    transforms = reference_transforms(transform_recipe, "imagenet_r", input_scaling)  # checked before any download
     split = load_split()
     train, test = load_imagenet_r(split, root=root, download=download)
-    order = list(class_order) if class_order is not None else seeded_class_order(len(split.classes), seed)
-    train_idx = per_class_subset(np.asarray(train.targets), train_per_class, seed)
-    test_idx = per_class_subset(np.asarray(test.targets), test_per_class, seed)
-    return make_class_incremental(
-        "split_imagenet_r",
-        lazy_dataset(train, train_idx, train_tf, test_tf, train=True),
-        lazy_dataset(test, test_idx, train_tf, test_tf, train=False),
-        n_experiences=n_experiences,
-        class_order=order,
-        class_names=split.classes,
+    return split_lazily(
+        "split_imagenet_r", train, test, transforms,
+        class_names=split.classes, n_experiences=n_experiences, seed=seed, class_order=class_order,
+        train_per_class=train_per_class, test_per_class=test_per_class,
         info={
-            "seed": seed,
-            "class_order_given": class_order is not None,
-            "train_per_class": train_per_class,
-            "test_per_class": test_per_class,
             "source": str(train.root),
             "archive_sha256": ARCHIVE_SHA256,
             "split": split.source,
             "split_sha256": SPLIT_SHA256,
-            **describe_transforms(transform_recipe, input_scaling, train_tf, test_tf),
+            **describe_transforms(transform_recipe, input_scaling, *transforms),
         },
     )

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from avalanche.benchmarks.utils import TaskAwareSupervisedClassificationDataset, _make_taskaware_classification_dataset
+import numpy as np
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 from torchvision.datasets.utils import download_url
 
 from ..errors import DatasetNotFoundError, UnknownNameError
+from .base import ContinualBenchmark, make_class_incremental, per_class_subset, seeded_class_order
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +129,41 @@ def download_archive(url: str, archive: Path, md5: str, how_to_get: str) -> None
             f"{archive.name} is not in {archive.parent} and the download failed ({type(err).__name__}: {err}). "
             f"Fix: {how_to_get}."
         ) from err
+
+
+def split_lazily(
+    name: str,
+    train: Dataset,
+    test: Dataset,
+    transforms: tuple[T.Compose, T.Compose],
+    *,
+    class_names: Sequence[str],
+    n_experiences: int,
+    seed: int,
+    class_order: Sequence[int] | None,
+    train_per_class: int | None,
+    test_per_class: int | None,
+    info: dict[str, Any],
+) -> ContinualBenchmark:
+    """What the 224 px benchmarks share once their data is on disk: per-class subsets drawn with ``seed``,
+    lazily transformed datasets, the class-incremental split in the seeded (or given) class order, and the
+    subset and order settings recorded next to ``info``."""
+    train_tf, test_tf = transforms
+    order = list(class_order) if class_order is not None else seeded_class_order(len(class_names), seed)
+    train_idx = per_class_subset(np.asarray(train.targets), train_per_class, seed)
+    test_idx = per_class_subset(np.asarray(test.targets), test_per_class, seed)
+    return make_class_incremental(
+        name,
+        lazy_dataset(train, train_idx, train_tf, test_tf, train=True),
+        lazy_dataset(test, test_idx, train_tf, test_tf, train=False),
+        n_experiences=n_experiences,
+        class_order=order,
+        class_names=class_names,
+        info={
+            "seed": seed,
+            "class_order_given": class_order is not None,
+            "train_per_class": train_per_class,
+            "test_per_class": test_per_class,
+            **info,
+        },
+    )
