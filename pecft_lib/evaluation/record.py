@@ -63,6 +63,7 @@ class RunRecord:
     peak_memory_kind: str = ""
     trainable_parameters: list[int] = field(default_factory=list)
     status: str = "finished"
+    extra: dict[str, Any] = field(default_factory=dict)  # method-specific diagnostics (e.g. InfLoRA's subspaces)
     metrics: dict[str, float | None] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=package_versions)
     hardware: dict[str, Any] = field(default_factory=hardware)

@@ -10,7 +10,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from avalanche.training import JointTraining
@@ -67,6 +67,7 @@ def run_strategy(
     config: dict[str, Any] | None = None,
     evaluate_untrained: bool = True,
     save_to: str | Path | None = None,
+    extra: Callable[[], dict[str, Any]] | None = None,
 ) -> RunRecord:
     """Train ``strategy`` on ``benchmark`` experience by experience, evaluating the whole test stream after
     each one, and return the run's record.
@@ -112,6 +113,7 @@ def run_strategy(
             benchmark=benchmark.describe(),
             peak_memory_kind=memory.kind,
             status="finished" if finished else "running",
+            extra=extra() if extra is not None else {},
             **environment,
             **{key: list(values) for key, values in timings.items()},
         )

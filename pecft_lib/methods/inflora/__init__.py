@@ -1,0 +1,20 @@
+"""InfLoRA: Interference-Free Low-Rank Adaptation for Continual Learning (Liang & Li, CVPR 2024).
+
+Each task adds a low-rank branch ``up_t · down_t`` to the key and value projections. ``down_t`` is
+*designed* before training — its rows span the new task's principal input directions with the old tasks'
+input subspace projected out — and frozen; only ``up_t`` (and the task's head) is trained. By the paper's
+Proposition 1 the update then lies in a subspace orthogonal to the old tasks' inputs, so it does not
+interfere with them. See ``reference/lora.md`` §2 and the chapter ``book/inflora``.
+"""
+
+from .config import InfLoRAConfig, InfLoRAExperimentConfig, InfLoRAOptimConfig
+from .layers import InfLoRALinear
+from .model import InfLoRAModel
+from .strategy import InfLoRA, build_inflora, make_optimizer_factory, run_inflora
+from .subspace import SubspaceMemory, design_down_projection, threshold_at
+
+__all__ = [
+    "InfLoRA", "InfLoRAConfig", "InfLoRAExperimentConfig", "InfLoRALinear", "InfLoRAModel", "InfLoRAOptimConfig",
+    "SubspaceMemory", "build_inflora", "design_down_projection", "make_optimizer_factory", "run_inflora",
+    "threshold_at",
+]

@@ -1,0 +1,99 @@
+"""InfLoRA's model: a frozen backbone whose key and value projections carry per-task branches, plus
+per-task heads (``lora.md`` §2.1)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ...backbones import Backbone
+from ..common import ContinualPEFTModel, TaskHeads
+from .config import InfLoRAConfig
+from .layers import InfLoRALinear
+
+
+class InfLoRAModel(ContinualPEFTModel):
+    """``heads(pool(backbone(x)))`` with ``k = W_k x + Σ_j up^k_j down_j x`` (same for ``v``) in ``layers``.
+
+    One designed ``down_j`` per block and task is shared by the key and value branches (the reference
+    copies it into both ``lora_A_k[t]`` and ``lora_A_v[t]``); each has its own ``up``. Inference sums the
+    branches of every task learned so far and reads every head: no task identity.
+    """
+
+    def __init__(self, backbone: Backbone, n_classes: int, config: InfLoRAConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone.freeze()
+        self.layers = list(range(backbone.num_layers)) if config.layers is None else sorted(config.layers)
+        if self.layers[-1] >= backbone.num_layers:
+            raise ValueError(f"layers {self.layers} exceed the backbone's {backbone.num_layers} blocks")
+        for layer in self.layers:
+            attention = backbone.attention(layer)
+            attention.k = InfLoRALinear(attention.k)
+            attention.v = InfLoRALinear(attention.v)
+        self.heads = TaskHeads(backbone.embed_dim, n_classes)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.heads.heads)
+
+    def branches(self, layer: int) -> tuple[InfLoRALinear, InfLoRALinear]:
+        """The key and value branches of block ``layer``."""
+        attention = self.backbone.attention(layer)
+        return attention.k, attention.v
+
+    def begin_experience(self, classes: Sequence[int]) -> None:
+        for layer in self.layers:
+            for branch in self.branches(layer):
+                branch.add_task(self.config.rank)
+        self.heads.add_task(classes)
+
+    def set_down_projections(self, downs: Sequence[torch.Tensor]) -> None:
+        """Install the newest task's designed ``down`` of every branched block (one per entry of ``layers``)."""
+        for layer, down in zip(self.layers, downs, strict=True):
+            for branch in self.branches(layer):
+                branch.set_down(down)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.heads(self.backbone(inputs))
+
+    @torch.no_grad()
+    def input_covariances(self, batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+        """Per branched block, the uncentered covariance ``(1/N) Σ x xᵀ`` of the attention's input tokens
+        (``d × d``, float64), over all tokens of all ``batches`` — padding tokens excluded.
+
+        The reference accumulates it inside the attention's forward over all 197 tokens of every training
+        image (``lora.md`` §2.2 step 1). Runs in eval mode through the current model (earlier branches
+        active).
+        """
+        d = self.backbone.embed_dim
+        sums = {layer: torch.zeros(d, d, dtype=torch.float64) for layer in self.layers}
+        counts = dict.fromkeys(self.layers, 0)
+
+        def hook(layer: int):
+            def accumulate(module, args, kwargs):
+                tokens = args[0].detach()
+                mask = kwargs.get("key_padding_mask")
+                flat = tokens.reshape(-1, d) if mask is None else tokens[mask]
+                flat = flat.double().cpu()
+                sums[layer] += flat.T @ flat
+                counts[layer] += flat.shape[0]
+            return accumulate
+
+        handles = [self.backbone.attention(layer).register_forward_pre_hook(hook(layer), with_kwargs=True)
+                   for layer in self.layers]
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters()).device
+            for inputs in batches:
+                self.backbone(inputs.to(device))
+        finally:
+            for handle in handles:
+                handle.remove()
+            self.train(was_training)
+        if not counts[self.layers[0]]:
+            raise ValueError("no input tokens: the batches were empty")
+        return [sums[layer] / counts[layer] for layer in self.layers]

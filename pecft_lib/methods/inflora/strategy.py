@@ -1,0 +1,146 @@
+"""InfLoRA as an Avalanche strategy: design before each task, train ``up`` and the head, update the memory.
+
+Per training experience ``t`` (reference ``methods/inflora.py``, ``lora.md`` §2.2–2.3):
+
+1. the model adds a branch (``down = up = 0``) to the key and value projections of every branched block
+   and a head for the new classes; earlier branches and heads are frozen;
+2. one pass over the task's training data (with its training augmentation) gathers each block's input
+   covariance ``C``; ``down`` ← top-``r`` directions of ``(I − P_M) C`` (:func:`design_down_projection`);
+3. a fresh optimizer trains the new ``up`` matrices and head with the cross-entropy over the new classes;
+4. a second pass (now with the trained branch) gathers ``C`` again and grows the memory ``M`` with threshold
+   ``ε_t`` (:class:`SubspaceMemory`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any, Callable, Iterator
+
+import torch
+from torch.utils.data import DataLoader
+
+from ...backbones import Backbone, load_backbone
+from ...benchmarks import ContinualBenchmark
+from ...evaluation import RunRecord, make_evaluator, run_strategy
+from ...repro import check_device, seed_everything
+from ..common import ContinualPEFTStrategy, reference_cosine_lr
+from .config import InfLoRAExperimentConfig, InfLoRAOptimConfig
+from .model import InfLoRAModel
+from .subspace import SubspaceMemory, design_down_projection, threshold_at
+
+
+def make_optimizer_factory(optim: InfLoRAOptimConfig) -> Callable:
+    """Adam (the reference's InfLoRA and InfLoRA-b5) or SGD with momentum (its DomainNet configs)."""
+    if optim.optimizer == "adam":
+        return lambda params: torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay,
+                                               betas=(0.9, 0.999))
+    return lambda params: torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum,
+                                          weight_decay=optim.weight_decay)
+
+
+class InfLoRA(ContinualPEFTStrategy):
+    """The InfLoRA strategy over an :class:`InfLoRAModel` (see the module docstring for the protocol).
+
+    Args:
+        n_experiences: length of the training stream, ``T`` of the threshold schedule.
+        **kwargs: :class:`~pecft_lib.methods.common.ContinualPEFTStrategy` arguments.
+
+    Attributes:
+        memories: the :class:`SubspaceMemory` of every branched block (empty before the first task ends).
+        history: per task, the memory dimension of each block and the seconds spent on statistics and SVDs.
+    """
+
+    def __init__(self, *, model: InfLoRAModel, optimizer_factory: Callable, n_experiences: int, **kwargs: Any):
+        super().__init__(model=model, optimizer_factory=optimizer_factory, **kwargs)
+        self.n_experiences = n_experiences
+        self.memories: list[SubspaceMemory] = []
+        self.history: list[dict[str, Any]] = []
+        self._subspace_seconds = 0.0
+
+    def _statistics_batches(self) -> Iterator[torch.Tensor]:
+        loader = DataLoader(self.adapted_dataset, batch_size=self.eval_mb_size, shuffle=False)
+        for batch in loader:
+            yield batch[0]
+
+    def _random_rows(self, rank: int, width: int) -> torch.Tensor:
+        rows, _ = torch.linalg.qr(torch.randn(width, rank, dtype=torch.float64))
+        return rows.T * self.model.config.scale
+
+    def model_adaptation(self, model=None):
+        model = super().model_adaptation(model)
+        if self.is_training:
+            start = time.perf_counter()
+            config = model.config
+            if config.design == "random":
+                downs = [self._random_rows(config.rank, model.backbone.embed_dim) for _ in model.layers]
+            else:
+                covariances = model.input_covariances(self._statistics_batches())
+                memories = self.memories if config.design == "inflora" and self.memories else [None] * len(covariances)
+                downs = [design_down_projection(c, m, config.rank, config.scale)
+                         for c, m in zip(covariances, memories)]
+            dtype = next(model.parameters()).dtype
+            model.set_down_projections([down.to(dtype) for down in downs])
+            self._subspace_seconds = time.perf_counter() - start
+        return model
+
+    def _after_training_exp(self, **kwargs: Any) -> None:
+        start = time.perf_counter()
+        task = self.model.n_tasks - 1
+        config = self.model.config
+        threshold = threshold_at(task, self.n_experiences, config.threshold, config.threshold_end)
+        covariances = self.model.input_covariances(self._statistics_batches())
+        if not self.memories:
+            dual = config.memory == "dual_gpm"
+            self.memories = [SubspaceMemory.from_first_task(c, threshold, dual) for c in covariances]
+        else:
+            for memory, covariance in zip(self.memories, covariances):
+                memory.update(covariance, threshold)
+        self._subspace_seconds += time.perf_counter() - start
+        self.history.append({
+            "task": task,
+            "threshold": threshold,
+            "memory_dims": [memory.dim for memory in self.memories],
+            "memory_kinds": [memory.kind for memory in self.memories],
+            "subspace_seconds": self._subspace_seconds,
+        })
+        super()._after_training_exp(**kwargs)
+
+
+def build_inflora(
+    model: InfLoRAModel, optim: InfLoRAOptimConfig, n_experiences: int, plugins: tuple = ()
+) -> InfLoRA:
+    """The strategy with the reference's optimizer and schedule and the accuracy-matrix evaluator."""
+    return InfLoRA(
+        model=model,
+        optimizer_factory=make_optimizer_factory(optim),
+        n_experiences=n_experiences,
+        lr_schedule=reference_cosine_lr if optim.schedule == "reference_cosine" else None,
+        train_mb_size=optim.batch_size,
+        train_epochs=optim.epochs,
+        eval_mb_size=optim.eval_batch_size,
+        device=check_device(optim.device, "optim.device"),
+        evaluator=make_evaluator(n_experiences),
+        plugins=list(plugins),
+    )
+
+
+def run_inflora(
+    cfg: InfLoRAExperimentConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+    name: str = "InfLoRA",
+) -> tuple[RunRecord, InfLoRA]:
+    """Seed, build the model on a fresh backbone, run InfLoRA over ``benchmark`` and return the record and
+    the trained strategy (its ``model``, ``memories`` and ``history``)."""
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
+    model = InfLoRAModel(backbone, benchmark.n_classes, cfg.method)
+    strategy = build_inflora(model, cfg.optim, benchmark.n_experiences)
+    config = {"method": "inflora", "seed": seed, "backbone": cfg.backbone,
+              "inflora": asdict(cfg.method), "optim": asdict(cfg.optim)}
+    record = run_strategy(strategy, benchmark, name=name, config=config,
+                          extra=lambda: {"subspace": list(strategy.history)})
+    return record, strategy
