@@ -7,7 +7,8 @@ Proposition 1 the update then lies in a subspace orthogonal to the old tasks' in
 interfere with them. See ``reference/lora.md`` §2 and the chapter ``book/inflora``.
 """
 
-from .config import InfLoRAConfig, InfLoRAExperimentConfig, InfLoRAOptimConfig
+from .analysis import branch_interference
+from .config import InfLoRAConfig, InfLoRAExperimentConfig, InfLoRAOptimConfig, InfLoRAPresets
 from .layers import InfLoRALinear
 from .model import InfLoRAModel
 from .strategy import InfLoRA, build_inflora, make_optimizer_factory, run_inflora
@@ -15,6 +16,7 @@ from .subspace import SubspaceMemory, design_down_projection, threshold_at
 
 __all__ = [
     "InfLoRA", "InfLoRAConfig", "InfLoRAExperimentConfig", "InfLoRALinear", "InfLoRAModel", "InfLoRAOptimConfig",
-    "SubspaceMemory", "build_inflora", "design_down_projection", "make_optimizer_factory", "run_inflora",
+    "InfLoRAPresets",
+    "SubspaceMemory", "branch_interference", "build_inflora", "design_down_projection", "make_optimizer_factory", "run_inflora",
     "threshold_at",
 ]

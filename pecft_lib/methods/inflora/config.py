@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
+from ..baselines import BaselineConfig
 
 DESIGNS = ("inflora", "no_projection", "random")
 MEMORIES = ("dual_gpm", "gpm")
@@ -80,9 +81,19 @@ class InfLoRAOptimConfig:
 
 @dataclass
 class InfLoRAExperimentConfig:
-    """One InfLoRA run: backbone checkpoint, benchmark, method and optimisation."""
+    """One InfLoRA experiment: backbone checkpoint, benchmark, method, optimisation, and the baselines it is
+    compared with on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
 
     backbone: str
     benchmark: BenchmarkConfig
     method: InfLoRAConfig = field(default_factory=InfLoRAConfig)
     optim: InfLoRAOptimConfig = field(default_factory=InfLoRAOptimConfig)
+    baselines: dict[str, BaselineConfig] = field(default_factory=dict)
+
+
+@dataclass
+class InfLoRAPresets:
+    """``configs/inflora.yaml``: per profile, named experiments (quick: ``vision``, ``text``; paper:
+    ``cifar100``, ``imagenet_r``)."""
+
+    experiments: dict[str, InfLoRAExperimentConfig]

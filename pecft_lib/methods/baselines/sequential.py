@@ -1,0 +1,79 @@
+"""Baselines of the parameter-efficient continual methods, on the same frozen backbone and benchmark.
+
+* ``sequential`` — one set of trainable parameters (a LoRA, or the whole backbone) fine-tuned on one
+  experience after the other: sequential LoRA ("SeqLoRA", InfLoRA's and O-LoRA's natural ablation) and
+  naive sequential fine-tuning ("SeqFT", the lower bound);
+* ``joint`` — the same model trained once on every experience together, the upper bound.
+
+Both use Avalanche's own strategies (:class:`~avalanche.training.Naive`, :class:`~avalanche.training.JointTraining`)
+with the references' training-time class mask for the sequential runs, and one linear head over all classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from avalanche.training import JointTraining, Naive
+
+from ...backbones import Backbone, load_backbone
+from ...benchmarks import ContinualBenchmark
+from ...errors import ConfigError, UnknownNameError
+from ...evaluation import RunRecord, make_evaluator, run_strategy
+from ...repro import check_device, seed_everything
+from ..finetuning import PEFTClassifier, TuningConfig
+from ..train_mask import TrainClassMaskPlugin
+
+BASELINE_KINDS = ("sequential", "joint")
+
+
+@dataclass
+class BaselineConfig:
+    """One baseline run: what is trained (``tuning``: ``lora`` or ``full``) and how (Adam)."""
+
+    tuning: TuningConfig
+    kind: str = "sequential"
+    lr: float = 1e-3
+    epochs: int = 1
+    batch_size: int = 32
+    eval_batch_size: int = 500
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.kind not in BASELINE_KINDS:
+            raise UnknownNameError("baseline kind", self.kind, BASELINE_KINDS)
+        if self.tuning.method not in ("lora", "full", "linear_probe"):
+            raise ConfigError(f"baselines train lora, full or linear_probe, got {self.tuning.method!r}")
+
+
+def run_baseline(
+    cfg: BaselineConfig,
+    benchmark: ContinualBenchmark,
+    *,
+    name: str,
+    backbone: str | None = None,
+    backbone_factory: Callable[[], Backbone] | None = None,
+    seed: int = 0,
+) -> RunRecord:
+    """Seed, build a fresh :class:`PEFTClassifier` and run the baseline over ``benchmark``."""
+    if (backbone is None) == (backbone_factory is None):
+        raise ValueError("give exactly one of backbone (a name) or backbone_factory")
+    seed_everything(seed)
+    model = PEFTClassifier(backbone_factory() if backbone_factory else load_backbone(backbone),
+                           benchmark.n_classes, cfg.tuning)
+    joint = cfg.kind == "joint"
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    strategy = (JointTraining if joint else Naive)(
+        model=model,
+        optimizer=torch.optim.Adam(trainable, lr=cfg.lr),
+        criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=cfg.batch_size,
+        train_epochs=cfg.epochs,
+        eval_mb_size=cfg.eval_batch_size,
+        device=check_device(cfg.device, "baseline device"),
+        evaluator=make_evaluator(benchmark.n_experiences),
+        plugins=[] if joint else [TrainClassMaskPlugin()],
+    )
+    config = {"method": name, "seed": seed, "backbone": backbone or "custom", **asdict(cfg)}
+    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=not joint)
