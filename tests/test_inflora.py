@@ -269,3 +269,32 @@ def test_config_errors_name_the_problem():
         from_dict(InfLoRAConfig, {"rank": 10, "lora_rank": 10})
     with pytest.raises(ValueError, match="exceed"):
         InfLoRAModel(tiny_vit(), CLASSES, InfLoRAConfig(layers=[0, 5]))
+
+
+def test_strategy_applies_the_reference_cosine_factor_per_epoch_and_a_fresh_optimizer_per_task():
+    from avalanche.core import SupervisedPlugin
+
+    class RecordLR(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.lrs, self.optimizers = [], []
+
+        def before_training_epoch(self, strategy, **kwargs):
+            self.lrs.append(strategy.optimizer.param_groups[0]["lr"])
+            self.optimizers.append(id(strategy.optimizer))
+
+    torch.manual_seed(0)
+    model = InfLoRAModel(tiny_vit(), CLASSES, InfLoRAConfig(rank=2))
+    recorder = RecordLR()
+    strategy = build_inflora(model, InfLoRAOptimConfig(lr=0.01, epochs=3, batch_size=12, eval_batch_size=36),
+                             EXPERIENCES, plugins=(recorder,))
+    benchmark = tiny_benchmark()
+    for experience in benchmark.train_stream[:2]:
+        strategy.train(experience)
+    expected = [0.01 * reference_cosine_lr(epoch, 3) for epoch in range(3)]
+    assert recorder.lrs == pytest.approx(expected * 2)
+    assert len(set(recorder.optimizers)) == 2
+    # the second task's optimizer holds only the second task's up matrices and head
+    held = {id(p) for group in strategy.optimizer.param_groups for p in group["params"]}
+    assert held == {id(p) for p in model.parameters() if p.requires_grad}
+    assert len(held) == 2 * 2 + 2  # 2 blocks × (k, v) up matrices + head weight and bias

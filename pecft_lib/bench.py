@@ -1,0 +1,181 @@
+"""Training-step throughput and peak memory of every method, at paper scale and at quick scale.
+
+Run ``python -m pecft_lib.bench`` (``--help`` for options). This is a measurement script, not a test: it
+prints a Markdown table (the book's performance appendix shows one) and can write the rows as JSON.
+
+A row measures one optimizer step — forward, loss (with the method's regulariser), backward, update —
+of the method in its **second** experience, so that one frozen earlier branch/adapter is in the forward
+pass as during real training. Paper scale is the ViT-B/16 architecture with random weights (the timing
+does not depend on the values) at 224 px; quick scale is the offline ``pecft-vit-tiny`` on 28 px images.
+InfLoRA's per-task subspace work (the covariance passes before and after a task and the SVDs) is
+reported separately, per training sample and per task, since it is not part of a step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .backbones import ViTBackbone, load_backbone
+from .backbones.checkpoints import create_paper_vit
+from .evaluation.resources import PeakMemory, count_trainable_parameters, hardware
+from .methods.inflora import InfLoRAConfig, InfLoRAModel, SubspaceMemory, design_down_projection
+from .methods.olora import OLoRAClassifier, OLoRAConfig, olora_penalties
+from .repro import seed_everything
+
+SCALES = {
+    # scale: (backbone factory, image shape, classes per experience, classes in all)
+    "paper": (lambda: ViTBackbone(create_paper_vit("vit_base_patch16_224.augreg_in21k", pretrained=False)),
+              (3, 224, 224), 10, 100),
+    "quick": (lambda: load_backbone("pecft-vit-tiny"), (1, 28, 28), 2, 10),
+}
+
+
+@dataclass
+class BenchRow:
+    method: str
+    scale: str
+    device: str
+    batch_size: int
+    threads: int
+    samples_per_second: float
+    step_ms: float
+    peak_memory_mib: float
+    peak_memory_kind: str
+    trainable_parameters: int
+    notes: str = ""
+
+
+def _second_experience(model, per_experience: int) -> None:
+    model.begin_experience(range(per_experience))
+    model.begin_experience(range(per_experience, 2 * per_experience))
+
+
+def _inflora(backbone, per_experience: int, n_classes: int):
+    model = InfLoRAModel(backbone, n_classes, InfLoRAConfig())
+    _second_experience(model, per_experience)
+    width = backbone.embed_dim
+    for layer in model.layers:  # any orthonormal rows: the step's cost does not depend on them
+        rows = torch.linalg.qr(torch.randn(width, model.config.rank))[0].T
+        for branch in model.branches(layer):
+            for down in branch.down:
+                down.data.copy_(rows)
+    return model, lambda logits, target: F.cross_entropy(logits, target)
+
+
+def _olora(backbone, per_experience: int, n_classes: int):
+    model = OLoRAClassifier(backbone, n_classes, OLoRAConfig())
+    _second_experience(model, per_experience)
+
+    def loss(logits, target):
+        orthogonality, _ = olora_penalties(model.factors())
+        return F.cross_entropy(logits, target) + model.lora.lambda_orth * orthogonality
+
+    return model, loss
+
+
+METHODS: dict[str, Callable] = {"InfLoRA": _inflora, "O-LoRA": _olora}
+
+
+def measure_step(method: str, scale: str, batch_size: int, steps: int, device: str, warmup: int = 2) -> BenchRow:
+    """Mean time of ``steps`` optimizer steps (after ``warmup``), and the peak memory while they run."""
+    seed_everything(0)
+    factory, shape, per_experience, n_classes = SCALES[scale]
+    model, loss_fn = METHODS[method](factory(), per_experience, n_classes)
+    model.to(device).train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=1e-4)
+    inputs = torch.rand(batch_size, *shape, device=device)
+    # targets of the current experience; logits of other classes masked as in training
+    target = torch.randint(per_experience, 2 * per_experience, (batch_size,), device=device)
+    mask = torch.full((n_classes,), float("-inf"), device=device)
+    mask[per_experience:2 * per_experience] = 0.0
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(inputs) + mask, target).backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    with PeakMemory(device) as memory:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = (time.perf_counter() - start) / steps
+    return BenchRow(method, scale, device, batch_size, torch.get_num_threads(), batch_size / seconds,
+                    1000 * seconds, round(memory.mib, 1), memory.kind, count_trainable_parameters(model))
+
+
+def measure_inflora_subspace(scale: str, samples: int, batch_size: int, device: str) -> dict[str, float]:
+    """InfLoRA's extra work per task: two covariance passes over the task's training data (seconds per
+    1000 samples) and the SVDs of the design and the memory update (seconds per task, all blocks)."""
+    seed_everything(0)
+    factory, shape, per_experience, n_classes = SCALES[scale]
+    model = InfLoRAModel(factory(), n_classes, InfLoRAConfig()).to(device)
+    _second_experience(model, per_experience)
+    batches = [torch.rand(batch_size, *shape, device=device) for _ in range(max(samples // batch_size, 1))]
+    start = time.perf_counter()
+    covariances = model.input_covariances(batches)
+    covariance_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    memories = [SubspaceMemory.from_first_task(c, 0.95) for c in covariances]
+    downs = [design_down_projection(c, m, model.config.rank) for c, m in zip(covariances, memories)]
+    for memory, covariance in zip(memories, covariances):
+        memory.update(covariance, 0.96)
+    svd_seconds = time.perf_counter() - start
+    assert len(downs) == len(model.layers)
+    seen = len(batches) * batch_size
+    return {"covariance_seconds_per_1000_samples": 1000 * covariance_seconds / seen,
+            "svd_seconds_per_task": svd_seconds, "blocks": len(model.layers)}
+
+
+def markdown(rows: list[BenchRow]) -> str:
+    lines = ["| method | scale | device | batch | threads | samples/s | step (ms) | peak memory (MiB) | trainable |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row.method} | {row.scale} | {row.device} | {row.batch_size} | {row.threads} | "
+                     f"{row.samples_per_second:.2f} | {row.step_ms:.0f} | {row.peak_memory_mib:.0f} | "
+                     f"{row.trainable_parameters:,} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows and hardware here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [measure_step(method, scale, args.batch_size, args.steps, args.device)
+            for scale in args.scales for method in args.methods]
+    print(markdown(rows))
+    subspace = {}
+    if "InfLoRA" in args.methods:
+        for scale in args.scales:
+            subspace[scale] = measure_inflora_subspace(scale, 4 * args.batch_size, args.batch_size, args.device)
+            print(f"InfLoRA subspace work ({scale}): {subspace[scale]}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "inflora_subspace": subspace,
+                                         "hardware": hardware()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

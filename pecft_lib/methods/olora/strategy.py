@@ -1,0 +1,110 @@
+"""O-LoRA as an Avalanche strategy over class-incremental benchmarks, and one call that runs it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Callable
+
+import torch
+
+from ...backbones import Backbone, load_backbone
+from ...benchmarks import ContinualBenchmark
+from ...evaluation import RunRecord, make_evaluator, run_strategy
+from ...repro import check_device, seed_everything
+from ..common import ContinualPEFTStrategy, OptimizerFactory
+from .config import OLoRAClassifierConfig
+from .loss import PenaltyRecord, olora_penalties
+from .model import OLoRAClassifier
+
+
+class OLoRA(ContinualPEFTStrategy):
+    """:class:`~pecft_lib.methods.common.ContinualPEFTStrategy` whose training loss is O-LoRA's
+    ``CE + lambda_orth · Σ_m orth_m + lambda_l2 · Σ_m l2_m`` (``lora.md`` §1.2; :mod:`.loss`).
+
+    The cross-entropy runs over the current experience's classes (the template's train-time class mask);
+    evaluation uses the plain cross-entropy. Every training step appends a :class:`~.loss.PenaltyRecord` to
+    :attr:`penalty_log` (``pandas.DataFrame(strategy.penalty_log)`` gives a table to plot).
+
+    Args:
+        model: an :class:`OLoRAClassifier`.
+        optimizer_factory: builds the optimizer of each experience over its trainable parameters.
+        lambda_orth, lambda_l2, orthogonality: see :class:`~.config.OLoRAConfig`.
+        penalty_log: the list to append to (default: a new one).
+        **kwargs: :class:`ContinualPEFTStrategy`'s arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: OLoRAClassifier,
+        optimizer_factory: OptimizerFactory,
+        lambda_orth: float = 0.5,
+        lambda_l2: float = 0.0,
+        orthogonality: str = "reference_l1",
+        penalty_log: list[PenaltyRecord] | None = None,
+        **kwargs: Any,
+    ):
+        if not isinstance(model, OLoRAClassifier):
+            raise TypeError(f"OLoRA needs an OLoRAClassifier, got {type(model).__name__}")
+        super().__init__(model=model, optimizer_factory=optimizer_factory, **kwargs)
+        self.lambda_orth = lambda_orth
+        self.lambda_l2 = lambda_l2
+        self.orthogonality = orthogonality
+        self.penalty_log: list[PenaltyRecord] = [] if penalty_log is None else penalty_log
+
+    def criterion(self) -> torch.Tensor:
+        task_loss = super().criterion()
+        if not self.is_training:
+            return task_loss
+        orth, l2 = olora_penalties(self.model.factors(), self.orthogonality)
+        loss = task_loss + self.lambda_orth * orth + self.lambda_l2 * l2
+        self.penalty_log.append(PenaltyRecord(
+            self.model.n_tasks - 1, self.clock.train_exp_epochs, self.clock.train_exp_iterations,
+            task_loss.item(), orth.item(), l2.item(), loss.item(),
+        ))
+        return loss
+
+
+def build_olora_strategy(model: OLoRAClassifier, cfg: OLoRAClassifierConfig,
+                         penalty_log: list[PenaltyRecord] | None = None) -> OLoRA:
+    """O-LoRA with AdamW at ``cfg.optim.lr`` (constant; a fresh optimizer per experience) and the accuracy-matrix
+    evaluator over ``cfg.benchmark.n_experiences`` experiences."""
+    optim, lora = cfg.optim, cfg.olora
+    return OLoRA(
+        model=model,
+        optimizer_factory=lambda params: torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay),
+        lambda_orth=lora.lambda_orth,
+        lambda_l2=lora.lambda_l2,
+        orthogonality=lora.orthogonality,
+        penalty_log=penalty_log,
+        train_mb_size=optim.batch_size,
+        train_epochs=optim.epochs,
+        eval_mb_size=optim.eval_batch_size,
+        device=check_device(optim.device, "optim.device"),
+        evaluator=make_evaluator(cfg.benchmark.n_experiences),
+    )
+
+
+def run_olora(
+    cfg: OLoRAClassifierConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int | None = None,
+    backbone_factory: Callable[[], Backbone] | None = None,
+    name: str = "O-LoRA",
+    penalty_log: list[PenaltyRecord] | None = None,
+) -> RunRecord:
+    """Train O-LoRA on every experience of ``benchmark`` (default ``cfg.benchmark.build()``) and return its record.
+
+    ``seed`` (default ``cfg.seed``) is set right before the model is built; ``backbone_factory`` (default: load
+    ``cfg.backbone``) must return a fresh backbone, since the adapters are injected into it. Pass a list as
+    ``penalty_log`` to receive the per-step loss terms. For IncLoRA run ``run_olora(inclora(cfg), ...)``.
+    """
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed = cfg.seed if seed is None else seed
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory is not None else load_backbone(cfg.backbone)
+    model = OLoRAClassifier(backbone, benchmark.n_classes, cfg.olora)
+    strategy = build_olora_strategy(model, cfg, penalty_log)
+    config = {**asdict(cfg), "seed": seed}
+    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
+
