@@ -298,3 +298,18 @@ def test_strategy_applies_the_reference_cosine_factor_per_epoch_and_a_fresh_opti
     held = {id(p) for group in strategy.optimizer.param_groups for p in group["params"]}
     assert held == {id(p) for p in model.parameters() if p.requires_grad}
     assert len(held) == 2 * 2 + 2  # 2 blocks × (k, v) up matrices + head weight and bias
+
+
+def test_captured_energy_of_inputs_inside_and_outside_the_memory():
+    d = 10
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    memory = SubspaceMemory(q[:, :3])
+    # variances 4, 3, 2 inside the memory, 1 outside
+    covariance = q[:, :4] @ torch.diag(torch.tensor([4.0, 3, 2, 1], dtype=torch.float64)) @ q[:, :4].T
+    assert memory.captured_energy(covariance) == pytest.approx(9 / 10)
+    assert memory.captured_energy(covariance, power=2) == pytest.approx(29 / 30)
+    complement = SubspaceMemory(q[:, 3:], kind="retain")  # stores M^⊥: the same M
+    assert complement.captured_energy(covariance) == pytest.approx(9 / 10)
+    copied = memory.copy()
+    copied.basis.zero_()
+    assert memory.basis.abs().sum() > 0

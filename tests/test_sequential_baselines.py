@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from pecft_lib import bench
 from pecft_lib.errors import ConfigError, UnknownNameError

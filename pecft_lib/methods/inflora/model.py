@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import torch
-from torch import nn
 
 from ...backbones import Backbone
 from ..common import ContinualPEFTModel, TaskHeads

@@ -131,7 +131,8 @@ def reference_name(key: str) -> tuple[str, int | None]:
 
 
 def to_reference_state_dict(model: InfLoRAModel) -> dict[str, torch.Tensor]:
-    """The model's tensors under the reference's names, q/k/v fused back into ``qkv``.
+    """The model's tensors under the reference's names, q/k/v fused back into ``qkv`` (the other tensors share
+    the model's storage, as with ``state_dict()``).
 
     It holds the model's ``n_tasks`` tasks only, so the reference's ``SiNet`` (which pre-allocates
     ``total_sessions`` tasks and has the keys of :data:`IGNORED_PREFIXES`) loads it with ``strict=False``.
@@ -219,8 +220,8 @@ def from_reference_state_dict(
     ours = {}
     for key, tensor in model.state_dict().items():
         if isinstance(tensor, torch.Tensor):
-            name, third = reference_name(key)
-            tensor = loaded[name] if third is None else loaded[name].chunk(3)[third]
+            reference_key, third = reference_name(key)
+            tensor = loaded[reference_key] if third is None else loaded[reference_key].chunk(3)[third]
         ours[key] = tensor
     model.load_state_dict(ours)
     return model.requires_grad_(False).eval()

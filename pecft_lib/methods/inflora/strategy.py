@@ -49,6 +49,8 @@ class InfLoRA(ContinualPEFTStrategy):
     Attributes:
         memories: the :class:`SubspaceMemory` of every branched block (empty before the first task ends).
         history: per task, the memory dimension of each block and the seconds spent on statistics and SVDs.
+        memory_history: copies of :attr:`memories` after every task (``memory_history[t - 1]`` is what task
+            ``t``'s down-projections were designed against).
     """
 
     def __init__(self, *, model: InfLoRAModel, optimizer_factory: Callable, n_experiences: int, **kwargs: Any):
@@ -56,6 +58,7 @@ class InfLoRA(ContinualPEFTStrategy):
         self.n_experiences = n_experiences
         self.memories: list[SubspaceMemory] = []
         self.history: list[dict[str, Any]] = []
+        self.memory_history: list[list[SubspaceMemory]] = []
         self._subspace_seconds = 0.0
 
     def _statistics_batches(self) -> Iterator[torch.Tensor]:
@@ -97,6 +100,7 @@ class InfLoRA(ContinualPEFTStrategy):
             for memory, covariance in zip(self.memories, covariances):
                 memory.update(covariance, threshold)
         self._subspace_seconds += time.perf_counter() - start
+        self.memory_history.append([memory.copy() for memory in self.memories])
         self.history.append({
             "task": task,
             "threshold": threshold,

@@ -63,6 +63,25 @@ class SubspaceMemory:
             return self.basis
         return _complement(self.basis)
 
+    def captured_energy(self, covariance: torch.Tensor, power: int = 1) -> float:
+        """Share of the energy of inputs with ``covariance`` that lies in ``M``.
+
+        ``power=1``: the share of their variance, ``tr(P_M C) / tr(C)``. ``power=2``: the share of the squared
+        spectrum, ``‖P_M C‖_F² / ‖C‖_F²`` — what the update criterion compares with the threshold (for
+        inputs whose principal directions are ``M``'s).
+        """
+        covariance = covariance.double()
+        basis = self.old_task_basis().to(covariance.dtype)
+        projected = basis.T @ covariance
+        if power == 1:
+            return float((projected @ basis).trace() / covariance.trace())
+        if power == 2:
+            return float(projected.square().sum() / covariance.square().sum())
+        raise ValueError(f"power must be 1 or 2, got {power}")
+
+    def copy(self) -> "SubspaceMemory":
+        return SubspaceMemory(self.basis.clone(), self.kind, self.dual)
+
     def project_out(self, covariance: torch.Tensor) -> torch.Tensor:
         """``(I − P_M) C`` — the reference's one-sided projection (``lora.md`` §2.2)."""
         basis = self.basis.to(covariance.dtype)

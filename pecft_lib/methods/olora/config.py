@@ -14,6 +14,7 @@ from typing import TypeVar
 from ...benchmarks import BenchmarkConfig
 from ...benchmarks.olora_text import OLORA_TEST_SIZE, ORDERS
 from ...errors import ConfigError
+from ..baselines import BaselineConfig
 
 ORTHOGONALITY_FORMS = ("reference_l1", "paper_squared")
 """``reference_l1``: Σ |D_old D_tᵀ| over entries and modules, as the official code computes it (``lora.md``
@@ -88,13 +89,15 @@ class OptimConfig:
 @dataclass
 class OLoRAClassifierConfig:
     """O-LoRA on a frozen encoder :class:`~pecft_lib.backbones.Backbone` with one linear head per experience,
-    over a class-incremental benchmark; ``seed`` seeds the adapters, heads and data order."""
+    over a class-incremental benchmark; ``seed`` seeds the adapters, heads and data order. ``baselines`` are
+    compared with it on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
 
     backbone: str
     benchmark: BenchmarkConfig
     olora: OLoRAConfig = field(default_factory=OLoRAConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
+    baselines: dict[str, BaselineConfig] = field(default_factory=dict)
 
 
 @dataclass

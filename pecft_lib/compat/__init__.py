@@ -1,0 +1,55 @@
+"""Checkpoints of the methods' official implementations, loaded into this library's models.
+
+:func:`from_reference` unwraps the checkpoint (:func:`~pecft_lib.compat.state_dict.unwrap_state_dict`) and
+hands it to the loader registered in :data:`REFERENCE_LOADERS` for the method and the code base that wrote it:
+
+* ``("inflora", "inflora")`` — the authors' InfLoRA code (``SiNet``) → ``InfLoRAModel``
+  (:func:`pecft_lib.methods.inflora.reference.from_reference_state_dict`).
+
+Loaders are imported on first use, so this module stays light and the method packages may import its
+helpers. A new source is one entry of :data:`REFERENCE_LOADERS` and one loader function.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from torch import nn
+
+from ..errors import UnknownNameError
+from .state_dict import check_state_dict, unwrap_state_dict
+
+REFERENCE_LOADERS: dict[str, dict[str, str]] = {
+    "inflora": {"inflora": "pecft_lib.methods.inflora.reference:from_reference_state_dict"},
+}
+"""method → source (the official code base) → ``"module:function"`` taking a flat state dict and keyword
+arguments and returning the loaded model."""
+
+
+def from_reference(method: str, state_dict: Mapping[str, Any], source: str, **config: Any) -> nn.Module:
+    """The model of ``method`` holding the weights of a checkpoint written by the official code ``source``.
+
+    Args:
+        method: the library's method name, a key of :data:`REFERENCE_LOADERS`.
+        state_dict: the checkpoint: a state dict, possibly wrapped as ``{"state_dict": …}``,
+            ``{"model": …}`` or ``{"model_state_dict": …}`` and possibly with ``nn.DataParallel``'s
+            ``module.`` prefix.
+        source: the code base that wrote it (for InfLoRA: ``"inflora"``, the authors' repository).
+        **config: the loader's options (see the loader's docstring).
+
+    Raises:
+        UnknownNameError: no loader for ``method`` or ``source``.
+        CheckpointMismatchError: the checkpoint does not fit (missing, unexpected or mis-shaped keys).
+    """
+    if method not in REFERENCE_LOADERS:
+        raise UnknownNameError("method with reference checkpoints", method, REFERENCE_LOADERS)
+    sources = REFERENCE_LOADERS[method]
+    if source not in sources:
+        raise UnknownNameError(f"reference source for {method}", source, sources)
+    module_name, function_name = sources[source].split(":")
+    loader = getattr(importlib.import_module(module_name), function_name)
+    return loader(unwrap_state_dict(state_dict), **config)
+
+
+__all__ = ["REFERENCE_LOADERS", "check_state_dict", "from_reference", "unwrap_state_dict"]
