@@ -313,3 +313,23 @@ def test_captured_energy_of_inputs_inside_and_outside_the_memory():
     copied = memory.copy()
     copied.basis.zero_()
     assert memory.basis.abs().sum() > 0
+
+
+def test_inflora_runs_on_a_text_encoder():
+    config = BertConfig(vocab_size=40, hidden_size=WIDTH, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=16)
+    torch.manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(8)
+    tokens = torch.randint(5, 40, (len(labels), 8))
+    tokens[:, 1] = 1 + labels  # a class-revealing token
+    tokens[::2, 6:] = 0  # padding
+    data = TensorClassificationDataset(tokens, labels)
+    benchmark = make_class_incremental("tiny text", data, data, n_experiences=2, class_order=[0, 1, 2, 3],
+                                       class_names=list("abcd"), info={})
+    model = InfLoRAModel(TextEncoderBackbone(BertModel(config, add_pooling_layer=False), pad_token_id=0), 4,
+                         InfLoRAConfig(rank=2))
+    strategy = build_inflora(model, InfLoRAOptimConfig(lr=0.01, epochs=3, batch_size=8, eval_batch_size=32), 2)
+    for experience in benchmark.train_stream:
+        strategy.train(experience)
+    assert [len(entry["memory_dims"]) for entry in strategy.history] == [2, 2]
+    assert model.n_tasks == 2 and torch.isfinite(model(tokens)).all()

@@ -27,6 +27,7 @@ from pecft_lib.methods.olora import (
     OLoRASeq2Seq,
     OptimConfig,
     build_olora_strategy,
+    down_overlap,
     exact_match,
     inclora,
     l2_loss,
@@ -187,8 +188,8 @@ def test_logged_penalties_and_the_inclora_ablation():
 
 def test_runs_are_deterministic():
     benchmark = image_benchmark()
-    first = run_olora(tiny_config(), benchmark, backbone_factory=vit_backbone)
-    second = run_olora(tiny_config(), benchmark, backbone_factory=vit_backbone)
+    first, _ = run_olora(tiny_config(), benchmark, backbone_factory=vit_backbone)
+    second, _ = run_olora(tiny_config(), benchmark, backbone_factory=vit_backbone)
     assert first.matrix.shape == (2, 2)
     assert np.array_equal(first.matrix, second.matrix)
     assert first.config["olora"]["lambda_orth"] == 0.5 and first.config["seed"] == 0
@@ -292,3 +293,22 @@ def test_generative_run_names_the_fix_when_weights_are_missing(tmp_path):
     cfg = OLoRAGenerativeConfig(local_path=str(tmp_path / "missing"))
     with pytest.raises(CheckpointNotFoundError, match="save_pretrained"):
         run_olora_generative(cfg, [fake_task("colors")])
+
+
+def test_down_overlap_is_zero_for_orthogonal_rows_and_one_for_identical_ones():
+    torch.manual_seed(0)
+    model = OLoRAClassifier(vit_backbone(), 4, OLoRAConfig(rank=2, dropout=0.0))
+    model.begin_experience([0, 1])
+    model.begin_experience([2, 3])
+    with torch.no_grad():
+        for _, layer in lora_layers(model):
+            basis = torch.linalg.qr(torch.randn(layer.in_features, 4))[0].T
+            layer.lora_A["task_0"].weight.copy_(basis[:2])
+            layer.lora_A["task_1"].weight.copy_(basis[2:])
+    overlap = down_overlap(model, 2)
+    assert overlap[0, 1] == pytest.approx(0.0, abs=1e-6) and overlap[1, 0] == pytest.approx(0.0, abs=1e-6)
+    assert overlap[0, 0] == pytest.approx(0.5, abs=1e-6)  # rows orthonormal: cosines 1, 0, 0, 1
+    with torch.no_grad():
+        for _, layer in lora_layers(model):
+            layer.lora_A["task_1"].weight.copy_(layer.lora_A["task_0"].weight)
+    assert down_overlap(model, 2)[0, 1] == pytest.approx(0.5, abs=1e-6)

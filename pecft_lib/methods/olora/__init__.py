@@ -2,6 +2,7 @@
 adapter per task, all summed at inference, trained under a penalty on the overlap of its down-projection with the
 previous tasks' (spec: ``reference/lora.md`` §1)."""
 
+from .analysis import down_overlap
 from .adapters import ModuleFactors, adapter_name, add_task_adapter, lora_layers, target_modules, task_factors
 from .config import (
     ORTHOGONALITY_FORMS,
@@ -27,7 +28,7 @@ from .strategy import OLoRA, build_olora_strategy, run_olora
 __all__ = [
     "ModuleFactors", "OLoRA", "OLoRAClassifier", "OLoRAClassifierConfig", "OLoRAConfig", "OLoRAExperiments",
     "OLoRAGenerativeConfig", "OLoRASeq2Seq", "ORTHOGONALITY_FORMS", "OptimConfig", "PenaltyRecord", "adapter_name",
-    "add_task_adapter", "build_olora_strategy", "encode_examples", "exact_match", "inclora", "l2_loss",
+    "add_task_adapter", "build_olora_strategy", "down_overlap", "encode_examples", "exact_match", "inclora", "l2_loss",
     "load_t5_tokenizer", "lora_layers", "normalize_answer", "olora_penalties", "orthogonality_loss", "run_olora",
     "run_olora_generative", "target_modules", "task_factors",
 ]

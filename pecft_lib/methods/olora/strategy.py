@@ -92,8 +92,9 @@ def run_olora(
     backbone_factory: Callable[[], Backbone] | None = None,
     name: str = "O-LoRA",
     penalty_log: list[PenaltyRecord] | None = None,
-) -> RunRecord:
-    """Train O-LoRA on every experience of ``benchmark`` (default ``cfg.benchmark.build()``) and return its record.
+) -> tuple[RunRecord, OLoRA]:
+    """Train O-LoRA on every experience of ``benchmark`` (default ``cfg.benchmark.build()``); return its record
+    and the trained strategy (its ``model`` and ``penalty_log``).
 
     ``seed`` (default ``cfg.seed``) is set right before the model is built; ``backbone_factory`` (default: load
     ``cfg.backbone``) must return a fresh backbone, since the adapters are injected into it. Pass a list as
@@ -106,5 +107,5 @@ def run_olora(
     model = OLoRAClassifier(backbone, benchmark.n_classes, cfg.olora)
     strategy = build_olora_strategy(model, cfg, penalty_log)
     config = {**asdict(cfg), "seed": seed}
-    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
+    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False), strategy
 
