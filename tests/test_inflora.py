@@ -333,3 +333,18 @@ def test_inflora_runs_on_a_text_encoder():
         strategy.train(experience)
     assert [len(entry["memory_dims"]) for entry in strategy.history] == [2, 2]
     assert model.n_tasks == 2 and torch.isfinite(model(tokens)).all()
+
+
+def test_branch_interference_equals_a_direct_computation_on_the_first_block():
+    from pecft_lib.methods.inflora import branch_interference
+
+    model, _, benchmark, _ = run_tiny()
+    images = torch.stack([benchmark.test_stream[0].dataset[i][0] for i in range(10)])
+    with torch.no_grad():
+        tokens, _ = model.backbone.embed(images)
+        tokens = model.backbone.vit.blocks[0].norm1(tokens).reshape(-1, WIDTH)
+        key, _ = model.branches(0)
+        expected = ((tokens @ (key.up[1] @ key.down[1]).T).norm() / (tokens @ key.base.weight.T).norm()).item()
+    measured = branch_interference(model, [images[:4], images[4:]], task=1)
+    assert len(measured) == 2 and measured[0] == pytest.approx(expected, rel=1e-5)
+    assert measured[0] > 0

@@ -21,28 +21,12 @@ def branch_interference(model: InfLoRAModel, batches: Iterable[torch.Tensor], ta
     """
     changed = dict.fromkeys(model.layers, 0.0)
     base = dict.fromkeys(model.layers, 0.0)
+    deltas = {layer: model.branches(layer)[0].up[task] @ model.branches(layer)[0].down[task] for layer in model.layers}
 
-    def hook(layer: int):
+    def measure(layer: int, tokens: torch.Tensor) -> None:
         key, _ = model.branches(layer)
-        delta = key.up[task] @ key.down[task]
+        changed[layer] += (tokens @ deltas[layer].T).square().sum().item()
+        base[layer] += (tokens @ key.base.weight.T).square().sum().item()
 
-        def measure(module, args, kwargs):
-            tokens, mask = args[0], kwargs.get("key_padding_mask")
-            flat = tokens.reshape(-1, tokens.shape[-1]) if mask is None else tokens[mask]
-            changed[layer] += (flat @ delta.T).square().sum().item()
-            base[layer] += (flat @ key.base.weight.T).square().sum().item()
-        return measure
-
-    handles = [model.backbone.attention(layer).register_forward_pre_hook(hook(layer), with_kwargs=True)
-               for layer in model.layers]
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        for inputs in batches:
-            model.backbone(inputs.to(device))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    model.visit_attention_inputs(batches, measure)
     return [(changed[layer] / base[layer]) ** 0.5 for layer in model.layers]

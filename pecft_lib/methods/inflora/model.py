@@ -3,7 +3,7 @@ per-task heads (``lora.md`` §2.1)."""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -59,27 +59,16 @@ class InfLoRAModel(ContinualPEFTModel):
         return self.heads(self.backbone(inputs))
 
     @torch.no_grad()
-    def input_covariances(self, batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
-        """Per branched block, the uncentered covariance ``(1/N) Σ x xᵀ`` of the attention's input tokens
-        (``d × d``, float64), over all tokens of all ``batches`` — padding tokens excluded.
-
-        The reference accumulates it inside the attention's forward over all 197 tokens of every training
-        image (``lora.md`` §2.2 step 1). Runs in eval mode through the current model (earlier branches
-        active).
-        """
-        d = self.backbone.embed_dim
-        sums = {layer: torch.zeros(d, d, dtype=torch.float64) for layer in self.layers}
-        counts = dict.fromkeys(self.layers, 0)
+    def visit_attention_inputs(self, batches: Iterable[torch.Tensor],
+                               visit: Callable[[int, torch.Tensor], None]) -> None:
+        """Run the backbone in eval mode over ``batches`` and call ``visit(layer, tokens)`` with the tokens
+        ``[N, d]`` entering each branched block's attention (padding tokens excluded)."""
 
         def hook(layer: int):
-            def accumulate(module, args, kwargs):
-                tokens = args[0].detach()
-                mask = kwargs.get("key_padding_mask")
-                flat = tokens.reshape(-1, d) if mask is None else tokens[mask]
-                flat = flat.double().cpu()
-                sums[layer] += flat.T @ flat
-                counts[layer] += flat.shape[0]
-            return accumulate
+            def call(module, args, kwargs):
+                tokens, mask = args[0].detach(), kwargs.get("key_padding_mask")
+                visit(layer, tokens.reshape(-1, tokens.shape[-1]) if mask is None else tokens[mask])
+            return call
 
         handles = [self.backbone.attention(layer).register_forward_pre_hook(hook(layer), with_kwargs=True)
                    for layer in self.layers]
@@ -93,6 +82,25 @@ class InfLoRAModel(ContinualPEFTModel):
             for handle in handles:
                 handle.remove()
             self.train(was_training)
+
+    def input_covariances(self, batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+        """Per branched block, the uncentered covariance ``(1/N) Σ x xᵀ`` of the attention's input tokens
+        (``d × d``, float64), over all tokens of all ``batches`` — padding tokens excluded.
+
+        The reference accumulates it inside the attention's forward over all 197 tokens of every training
+        image (``lora.md`` §2.2 step 1). Runs in eval mode through the current model (earlier branches
+        active).
+        """
+        d = self.backbone.embed_dim
+        sums = {layer: torch.zeros(d, d, dtype=torch.float64) for layer in self.layers}
+        counts = dict.fromkeys(self.layers, 0)
+
+        def accumulate(layer: int, tokens: torch.Tensor) -> None:
+            flat = tokens.double().cpu()
+            sums[layer] += flat.T @ flat
+            counts[layer] += flat.shape[0]
+
+        self.visit_attention_inputs(batches, accumulate)
         if not counts[self.layers[0]]:
             raise ValueError("no input tokens: the batches were empty")
         return [sums[layer] / counts[layer] for layer in self.layers]

@@ -145,6 +145,7 @@ def run_inflora(
     strategy = build_inflora(model, cfg.optim, benchmark.n_experiences)
     config = {"method": "inflora", "seed": seed, "backbone": cfg.backbone,
               "inflora": asdict(cfg.method), "optim": asdict(cfg.optim)}
-    record = run_strategy(strategy, benchmark, name=name, config=config,
+    # no evaluation before training: the untrained model has no head, so there is no forward transfer to measure
+    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False,
                           extra=lambda: {"subspace": list(strategy.history)})
     return record, strategy
