@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,6 +142,11 @@ def measure_inflora_subspace(scale: str, samples: int, batch_size: int, device: 
             "svd_seconds_per_task": svd_seconds, "blocks": len(model.layers)}
 
 
+def _measure_in_child(method: str, scale: str, batch_size: int, steps: int, device: str, threads: int) -> BenchRow:
+    torch.set_num_threads(threads)
+    return measure_step(method, scale, batch_size, steps, device)
+
+
 def markdown(rows: list[BenchRow]) -> str:
     lines = ["| method | scale | device | batch | threads | samples/s | step (ms) | peak memory (MiB) | trainable |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -163,8 +169,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [measure_step(method, scale, args.batch_size, args.steps, args.device)
-            for scale in args.scales for method in args.methods]
+    # one fresh process per row: the CPU peak-memory reading of a process never falls back after a large model
+    spawn = multiprocessing.get_context("spawn")
+    rows = []
+    for scale in args.scales:
+        for method in args.methods:
+            with spawn.Pool(1) as pool:
+                rows.append(pool.apply(_measure_in_child, (method, scale, args.batch_size, args.steps,
+                                                           args.device, torch.get_num_threads())))
     print(markdown(rows))
     subspace = {}
     if "InfLoRA" in args.methods:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,12 @@ def test_bench_measures_a_quick_step(method):
 def test_bench_measures_the_subspace_work():
     result = bench.measure_inflora_subspace("quick", samples=8, batch_size=4, device="cpu")
     assert result["blocks"] == 6 and result["svd_seconds_per_task"] > 0
+
+
+def test_bench_command_writes_a_table_and_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    bench.main(["--methods", "InfLoRA", "--scales", "quick", "--batch-size", "2", "--steps", "1", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "| InfLoRA | quick | cpu | 2 |" in printed and "subspace work (quick)" in printed
+    saved = json.loads(out.read_text())
+    assert saved["rows"][0]["method"] == "InfLoRA" and "quick" in saved["inflora_subspace"]

@@ -85,22 +85,22 @@ class InfLoRAModel(ContinualPEFTModel):
 
     def input_covariances(self, batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
         """Per branched block, the uncentered covariance ``(1/N) Σ x xᵀ`` of the attention's input tokens
-        (``d × d``, float64), over all tokens of all ``batches`` — padding tokens excluded.
+        (``d × d``, float64 on the CPU), over all tokens of all ``batches`` — padding tokens excluded.
 
         The reference accumulates it inside the attention's forward over all 197 tokens of every training
         image (``lora.md`` §2.2 step 1). Runs in eval mode through the current model (earlier branches
         active).
         """
-        d = self.backbone.embed_dim
-        sums = {layer: torch.zeros(d, d, dtype=torch.float64) for layer in self.layers}
+        sums: dict[int, torch.Tensor] = {}
         counts = dict.fromkeys(self.layers, 0)
 
         def accumulate(layer: int, tokens: torch.Tensor) -> None:
-            flat = tokens.double().cpu()
-            sums[layer] += flat.T @ flat
-            counts[layer] += flat.shape[0]
+            # the product in the tokens' precision on their device (as the reference), summed in float64
+            product = (tokens.T @ tokens).double()
+            sums[layer] = product if layer not in sums else sums[layer] + product
+            counts[layer] += tokens.shape[0]
 
         self.visit_attention_inputs(batches, accumulate)
         if not counts[self.layers[0]]:
             raise ValueError("no input tokens: the batches were empty")
-        return [sums[layer] / counts[layer] for layer in self.layers]
+        return [(sums[layer] / counts[layer]).cpu() for layer in self.layers]
