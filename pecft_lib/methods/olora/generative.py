@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from ...backbones.t5 import HUB_IDS, LORA_TARGETS, T5_ARCHITECTURES, create_t5
@@ -141,7 +142,8 @@ def train_task(model: OLoRASeq2Seq, examples: Sequence[PromptExample], tokenizer
     step = 0
     for epoch in range(optim.epochs):
         order = torch.randperm(len(examples), generator=generator).tolist()
-        for start in range(0, len(order), optim.batch_size):
+        starts = range(0, len(order), optim.batch_size)
+        for start in tqdm(starts, desc=f"task {experience}, epoch {epoch}", unit="batch", leave=False):
             batch = encode_examples(tokenizer, [examples[k] for k in order[start:start + optim.batch_size]],
                                     cfg.max_source_length, cfg.max_target_length)
             task_loss = model(**{key: value.to(device) for key, value in batch.items()})
@@ -162,7 +164,8 @@ def predict(model: OLoRASeq2Seq, sources: Sequence[str], tokenizer: Seq2SeqToken
     device = next(model.parameters()).device
     model.eval()
     answers: list[str] = []
-    for start in range(0, len(sources), cfg.optim.eval_batch_size):
+    starts = range(0, len(sources), cfg.optim.eval_batch_size)
+    for start in tqdm(starts, desc="generating", unit="batch", leave=False):
         batch = tokenizer(list(sources[start:start + cfg.optim.eval_batch_size]), max_length=cfg.max_source_length,
                           truncation=True, padding="longest", return_tensors="pt")
         ids = model.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device), cfg.max_new_tokens)
