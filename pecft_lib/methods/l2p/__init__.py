@@ -1,0 +1,16 @@
+"""L2P: Learning to Prompt for Continual Learning (Wang et al., CVPR 2022).
+
+A pool of M prompts with learnable keys; each input picks the N prompts whose keys are closest (cosine) to
+its prompt-free query q(x); the selected prompts are inserted after [CLS] of the frozen ViT, the head reads
+the mean of their outputs, and a surrogate loss pulls the selected keys towards the query. Built on the
+shared skeleton :mod:`pecft_lib.methods.prompting`; see ``reference/prompts.md`` §2.
+"""
+
+from .config import L2PConfig, L2PExperimentConfig, L2POptimConfig, L2PPresets
+from .model import L2PModel, l2_normalize, majority_vote, top_ids
+from .strategy import build_l2p, run_l2p
+
+__all__ = [
+    "L2PConfig", "L2PExperimentConfig", "L2PModel", "L2POptimConfig", "L2PPresets", "build_l2p", "l2_normalize",
+    "majority_vote", "run_l2p", "top_ids",
+]

@@ -1,0 +1,60 @@
+"""L2P as an Avalanche strategy: PyTorch-L2P's recipe on the shared prompt skeleton (``prompts.md`` §2.3).
+
+Per training experience: a fresh Adam(0.9, 0.999) over prompts, keys and head (all of them, in every task),
+constant learning rate, global-norm clipping, cross-entropy over the current classes (train mask) plus the
+key pull; evaluation is an argmax over all classes of the benchmark (JAX/PyTorch references).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Callable
+
+import torch
+
+from ...backbones import Backbone, load_backbone
+from ...benchmarks import ContinualBenchmark
+from ...evaluation import RunRecord, make_evaluator, run_strategy
+from ...repro import check_device, seed_everything
+from ..prompting import PromptStrategy
+from .config import L2PExperimentConfig, L2POptimConfig
+from .model import L2PModel
+
+
+def build_l2p(model: L2PModel, optim: L2POptimConfig, n_experiences: int, plugins: tuple = ()) -> PromptStrategy:
+    """The strategy with the reference's optimizer and clipping and the accuracy-matrix evaluator."""
+    lr = optim.effective_lr
+    return PromptStrategy(
+        model=model,
+        optimizer_factory=lambda params: torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999),
+                                                          weight_decay=optim.weight_decay),
+        grad_clip_norm=optim.grad_clip_norm,
+        cache_queries=optim.cache_queries,
+        train_mb_size=optim.batch_size,
+        train_epochs=optim.epochs,
+        eval_mb_size=optim.eval_batch_size,
+        device=check_device(optim.device, "optim.device"),
+        evaluator=make_evaluator(n_experiences),
+        plugins=list(plugins),
+    )
+
+
+def run_l2p(
+    cfg: L2PExperimentConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+    name: str = "L2P",
+) -> tuple[RunRecord, PromptStrategy]:
+    """Seed, build the model on a fresh backbone, run L2P over ``benchmark`` and return the record and the
+    trained strategy (its ``model`` answers :meth:`L2PModel.prompt_ids`)."""
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
+    model = L2PModel(backbone, benchmark.n_classes, cfg.method)
+    strategy = build_l2p(model, cfg.optim, benchmark.n_experiences)
+    config = {"method": "l2p", "seed": seed, "backbone": cfg.backbone, "l2p": asdict(cfg.method),
+              "optim": {**asdict(cfg.optim), "effective_lr": cfg.optim.effective_lr}}
+    # no evaluation before training: an untrained head says nothing about forward transfer
+    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
+    return record, strategy

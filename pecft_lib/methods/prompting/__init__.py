@@ -1,0 +1,13 @@
+"""The skeleton shared by the prompt methods L2P, DualPrompt and CODA-Prompt (``reference/prompts.md`` §1).
+
+A frozen backbone, the prompt-free query q(x), a method hook that turns q(x) into prompt tokens, prefixes
+and an auxiliary loss, and one linear head over all classes (:class:`PromptClassifier`); the strategy adds
+the auxiliary loss, gradient clipping and an optional cache of q(x) (:class:`PromptStrategy`,
+:class:`QueryCache`). See :mod:`.model` for the extension points.
+"""
+
+from .cache import QueryCache, with_sample_index
+from .model import HEAD_INITS, PromptClassifier, Prompting
+from .strategy import PromptStrategy
+
+__all__ = ["HEAD_INITS", "PromptClassifier", "PromptStrategy", "Prompting", "QueryCache", "with_sample_index"]

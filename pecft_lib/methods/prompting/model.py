@@ -1,0 +1,109 @@
+"""The model skeleton of the prompt methods: frozen backbone, prompt-free query, one head (``prompts.md`` §1).
+
+A forward pass of a :class:`PromptClassifier` is
+
+1. ``q = query(x)`` — the prompt-free [CLS] features of the frozen backbone, without gradient (§1 "Query
+   function"); the strategy may pass a cached ``q`` instead (:class:`~.cache.QueryCache`);
+2. ``prompting = make_prompts(q)`` — **the method's hook**: turn the queries into prompt tokens
+   (L2P: top-N of a pool), per-layer prefixes (DualPrompt, CODA-Prompt) and an auxiliary loss (L2P's
+   key pull, DualPrompt's key match, CODA's orthogonality penalty);
+3. ``output = backbone.encode(x, prompting.prompts, prompting.prefixes)``;
+4. ``logits = head(features(output))`` — one linear head over *all* classes of the benchmark (§1
+   "Classifier"); :meth:`PromptClassifier.features` is the [CLS] pooling of the backbone unless the method
+   overrides it (L2P reads the mean of the prompt outputs, §2.1).
+
+Extension points for a method (L2P here; DualPrompt and CODA-Prompt later):
+
+* :meth:`PromptClassifier.make_prompts` (required) — returns a :class:`Prompting`;
+* :meth:`PromptClassifier.features` — what the head reads;
+* :meth:`PromptClassifier.begin_experience` — per-task state (DualPrompt's E-prompt of the current task,
+  CODA's new components); call ``super()`` so :attr:`PromptClassifier.seen_classes` stays up to date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ...backbones import Backbone
+from ...backbones.attention import Prefix
+from ...backbones.base import EncoderOutput
+from ...errors import UnknownNameError
+from ..common import ContinualPEFTModel
+
+HEAD_INITS = ("trunc_normal", "zeros")
+
+
+@dataclass
+class Prompting:
+    """What a method feeds into one forward pass of the backbone.
+
+    Attributes:
+        prompts: ``[B, P, D]`` tokens inserted after [CLS] (``None`` = none).
+        prefixes: ``{layer: (keys, values)}`` concatenated to that layer's attention keys and values.
+        aux_loss: a scalar added to the training loss by :class:`~.strategy.PromptStrategy` (``None`` = 0).
+    """
+
+    prompts: torch.Tensor | None = None
+    prefixes: Mapping[int, Prefix] = field(default_factory=dict)
+    aux_loss: torch.Tensor | None = None
+
+
+class PromptClassifier(ContinualPEFTModel):
+    """A frozen backbone, a method-specific prompting of it, and one linear head over ``n_classes``.
+
+    Args:
+        backbone: frozen here; it always runs in eval mode (the references use dropout and drop-path 0).
+        n_classes: the benchmark's number of classes; the head is created once for all of them.
+        head_init: ``"trunc_normal"`` (std 0.02, bias 0: timm's init, the PyTorch ports) or ``"zeros"``
+            (the JAX code's zero kernel, so untrained classes have logit 0).
+
+    Attributes:
+        aux_loss: the auxiliary loss of the latest forward pass (``None`` if the method has none).
+        seen_classes: the classes of every experience started so far.
+    """
+
+    def __init__(self, backbone: Backbone, n_classes: int, head_init: str = "trunc_normal"):
+        super().__init__()
+        if head_init not in HEAD_INITS:
+            raise UnknownNameError("head init", head_init, HEAD_INITS)
+        self.backbone = backbone.freeze().eval()
+        self.head = nn.Linear(backbone.embed_dim, n_classes)
+        if head_init == "zeros":
+            nn.init.zeros_(self.head.weight)
+        else:
+            nn.init.trunc_normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+        self.aux_loss: torch.Tensor | None = None
+        self.seen_classes: list[int] = []
+
+    def train(self, mode: bool = True) -> "PromptClassifier":
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def begin_experience(self, classes: Sequence[int]) -> None:
+        """Record the new classes; the prompts, keys and head stay trainable in every experience."""
+        self.seen_classes = sorted(set(self.seen_classes).union(int(c) for c in classes))
+
+    def query(self, inputs: torch.Tensor) -> torch.Tensor:
+        """q(x): final-norm pooled features of a prompt-free pass, without gradient (§1)."""
+        return self.backbone.query_features(inputs)
+
+    def make_prompts(self, query: torch.Tensor) -> Prompting:
+        """The method's prompting of the backbone for queries ``[B, D]``."""
+        raise NotImplementedError
+
+    def features(self, output: EncoderOutput) -> torch.Tensor:
+        """What the head reads: the backbone's pooled features (the [CLS] token of a ViT)."""
+        return self.backbone.pool(output)
+
+    def forward(self, inputs: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, n_classes]``; ``query`` = precomputed q(x) (must equal :meth:`query` of ``inputs``)."""
+        prompting = self.make_prompts(self.query(inputs) if query is None else query)
+        self.aux_loss = prompting.aux_loss
+        output = self.backbone.encode(inputs, prompting.prompts, prompting.prefixes)
+        return self.head(self.features(output))
