@@ -20,8 +20,9 @@ from avalanche.training import EWC, JointTraining, LwF, Naive, Replay
 
 from ...benchmarks import BenchmarkConfig, ContinualBenchmark
 from ...errors import UnknownNameError
-from ...evaluation import RunRecord, make_evaluator, run_strategy
-from ...repro import check_device, seed_everything
+from ...evaluation import RunRecord, run_strategy
+from ...repro import seed_everything
+from ..common import loop_arguments
 
 CLASSIC_STRATEGIES = {"naive": Naive, "joint": JointTraining, "ewc": EWC, "lwf": LwF, "replay": Replay}
 
@@ -77,11 +78,7 @@ def build_classic_strategy(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum),
         criterion=torch.nn.CrossEntropyLoss(),
-        train_mb_size=train.batch_size,
-        train_epochs=train.epochs,
-        eval_mb_size=train.eval_batch_size,
-        device=check_device(train.device, "train.device"),
-        evaluator=make_evaluator(n_experiences),
+        **loop_arguments(train, n_experiences, "train.device"),
         plugins=list(plugins),
         **cfg.strategies.get(name, {}),
     )

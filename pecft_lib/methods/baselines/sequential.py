@@ -20,8 +20,9 @@ from avalanche.training import JointTraining, Naive
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
 from ...errors import ConfigError, UnknownNameError
-from ...evaluation import RunRecord, make_evaluator, run_strategy
-from ...repro import check_device, seed_everything
+from ...evaluation import RunRecord, run_strategy
+from ...repro import seed_everything
+from ..common import loop_arguments
 from ..finetuning import PEFTClassifier, TuningConfig
 from ..train_mask import TrainClassMaskPlugin
 
@@ -68,11 +69,7 @@ def run_baseline(
         model=model,
         optimizer=torch.optim.Adam(trainable, lr=cfg.lr),
         criterion=torch.nn.CrossEntropyLoss(),
-        train_mb_size=cfg.batch_size,
-        train_epochs=cfg.epochs,
-        eval_mb_size=cfg.eval_batch_size,
-        device=check_device(cfg.device, "baseline device"),
-        evaluator=make_evaluator(benchmark.n_experiences),
+        **loop_arguments(cfg, benchmark.n_experiences, "baseline device"),
         plugins=[] if joint else [TrainClassMaskPlugin()],
     )
     config = {"method": name, "seed": seed, "backbone": backbone or "custom", **asdict(cfg)}

@@ -1,6 +1,16 @@
 """Pieces every parameter-efficient continual method shares: per-experience heads and the strategy template."""
 
 from .heads import TaskHeads
-from .strategy import ContinualPEFTStrategy, ContinualPEFTModel, OptimizerFactory, reference_cosine_lr
+from .strategy import (
+    ContinualPEFTModel,
+    ContinualPEFTStrategy,
+    LoopConfig,
+    OptimizerFactory,
+    loop_arguments,
+    reference_cosine_lr,
+)
 
-__all__ = ["ContinualPEFTModel", "ContinualPEFTStrategy", "OptimizerFactory", "TaskHeads", "reference_cosine_lr"]
+__all__ = [
+    "ContinualPEFTModel", "ContinualPEFTStrategy", "LoopConfig", "OptimizerFactory", "TaskHeads", "loop_arguments",
+    "reference_cosine_lr",
+]

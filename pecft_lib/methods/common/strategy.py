@@ -20,12 +20,14 @@ memory update) or pass Avalanche plugins.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
+from ...evaluation import make_evaluator
+from ...repro import check_device
 from ..train_mask import TrainClassMaskPlugin
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
@@ -33,6 +35,27 @@ OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
 LRSchedule = Callable[[int, int], float]
 """``(epoch, epochs) -> factor`` applied to the optimizer's base learning rates at the start of an epoch."""
+
+
+class LoopConfig(Protocol):
+    """The training-loop part of a method's config: what every Avalanche template needs."""
+
+    batch_size: int
+    epochs: int
+    eval_batch_size: int
+    device: str
+
+
+def loop_arguments(loop: LoopConfig, n_experiences: int, device_key: str = "optim.device") -> dict[str, Any]:
+    """The Avalanche template arguments of ``loop`` (mini-batch sizes, epochs, device — checked, with
+    ``device_key`` naming the config key in the error) and the evaluator recording the accuracy matrix."""
+    return {
+        "train_mb_size": loop.batch_size,
+        "train_epochs": loop.epochs,
+        "eval_mb_size": loop.eval_batch_size,
+        "device": check_device(loop.device, device_key),
+        "evaluator": make_evaluator(n_experiences),
+    }
 
 
 def reference_cosine_lr(epoch: int, epochs: int) -> float:

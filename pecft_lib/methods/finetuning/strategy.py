@@ -10,8 +10,9 @@ from avalanche.training import Naive
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, make_evaluator, run_strategy
-from ...repro import check_device, seed_everything
+from ...evaluation import RunRecord, run_strategy
+from ...repro import seed_everything
+from ..common import loop_arguments
 from .config import OptimConfig, SingleTaskConfig, TuningConfig
 from .model import PEFTClassifier
 
@@ -23,11 +24,7 @@ def build_tuning_strategy(model: PEFTClassifier, optim: OptimConfig) -> Naive:
         model=model,
         optimizer=torch.optim.AdamW(trainable, lr=optim.lr[model.tuning.method], weight_decay=optim.weight_decay),
         criterion=torch.nn.CrossEntropyLoss(),
-        train_mb_size=optim.batch_size,
-        train_epochs=optim.epochs,
-        eval_mb_size=optim.eval_batch_size,
-        device=check_device(optim.device, "optim.device"),
-        evaluator=make_evaluator(1),
+        **loop_arguments(optim, 1),
     )
 
 

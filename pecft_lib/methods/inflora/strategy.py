@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, make_evaluator, run_strategy
-from ...repro import check_device, seed_everything
-from ..common import ContinualPEFTStrategy, reference_cosine_lr
+from ...evaluation import RunRecord, run_strategy
+from ...repro import seed_everything
+from ..common import ContinualPEFTStrategy, loop_arguments, reference_cosine_lr
 from .config import InfLoRAExperimentConfig, InfLoRAOptimConfig
 from .model import InfLoRAModel
 from .subspace import SubspaceMemory, design_down_projection, threshold_at
@@ -120,11 +120,7 @@ def build_inflora(
         optimizer_factory=make_optimizer_factory(optim),
         n_experiences=n_experiences,
         lr_schedule=reference_cosine_lr if optim.schedule == "reference_cosine" else None,
-        train_mb_size=optim.batch_size,
-        train_epochs=optim.epochs,
-        eval_mb_size=optim.eval_batch_size,
-        device=check_device(optim.device, "optim.device"),
-        evaluator=make_evaluator(n_experiences),
+        **loop_arguments(optim, n_experiences),
         plugins=list(plugins),
     )
 

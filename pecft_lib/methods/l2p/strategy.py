@@ -14,8 +14,9 @@ import torch
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, make_evaluator, run_strategy
-from ...repro import check_device, seed_everything
+from ...evaluation import RunRecord, run_strategy
+from ...repro import seed_everything
+from ..common import loop_arguments
 from ..prompting import PromptStrategy
 from .config import L2PExperimentConfig, L2POptimConfig
 from .model import L2PModel
@@ -30,11 +31,7 @@ def build_l2p(model: L2PModel, optim: L2POptimConfig, n_experiences: int, plugin
                                                           weight_decay=optim.weight_decay),
         grad_clip_norm=optim.grad_clip_norm,
         cache_queries=optim.cache_queries,
-        train_mb_size=optim.batch_size,
-        train_epochs=optim.epochs,
-        eval_mb_size=optim.eval_batch_size,
-        device=check_device(optim.device, "optim.device"),
-        evaluator=make_evaluator(n_experiences),
+        **loop_arguments(optim, n_experiences),
         plugins=list(plugins),
     )
 

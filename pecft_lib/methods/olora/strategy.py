@@ -9,9 +9,9 @@ import torch
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, make_evaluator, run_strategy
-from ...repro import check_device, seed_everything
-from ..common import ContinualPEFTStrategy, OptimizerFactory
+from ...evaluation import RunRecord, run_strategy
+from ...repro import seed_everything
+from ..common import ContinualPEFTStrategy, OptimizerFactory, loop_arguments
 from .config import OLoRAClassifierConfig
 from .loss import PenaltyRecord, olora_penalties
 from .model import OLoRAClassifier
@@ -77,11 +77,7 @@ def build_olora_strategy(model: OLoRAClassifier, cfg: OLoRAClassifierConfig,
         lambda_l2=lora.lambda_l2,
         orthogonality=lora.orthogonality,
         penalty_log=penalty_log,
-        train_mb_size=optim.batch_size,
-        train_epochs=optim.epochs,
-        eval_mb_size=optim.eval_batch_size,
-        device=check_device(optim.device, "optim.device"),
-        evaluator=make_evaluator(cfg.benchmark.n_experiences),
+        **loop_arguments(optim, cfg.benchmark.n_experiences),
     )
 
 
