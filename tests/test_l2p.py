@@ -225,3 +225,18 @@ def test_paper_trainable_parameter_count():
     model = L2PModel(backbone, 100, L2PConfig())
     counts = {name: p.numel() for name, p in model.named_parameters() if p.requires_grad}
     assert counts == {"prompts": 38_400, "keys": 7_680, "head.weight": 76_800, "head.bias": 100}
+
+
+def test_evaluation_scope_seen_masks_the_classes_of_no_started_experience():
+    inputs = images(5)
+    every = tiny_model().eval()
+    seen = tiny_model(eval_scope="seen").eval()
+    seen.begin_experience([0, 1])
+    with torch.no_grad():
+        all_logits, seen_logits = every(inputs), seen(inputs)
+    assert torch.equal(seen_logits[:, :2], all_logits[:, :2])
+    assert torch.isinf(seen_logits[:, 2:]).all() and torch.isfinite(all_logits).all()
+    seen.train()
+    assert torch.isfinite(seen(inputs)).all()  # training logits are the train mask's business
+    with pytest.raises(UnknownNameError):
+        L2PConfig(eval_scope="current")

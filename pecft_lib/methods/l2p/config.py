@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
 from ..baselines import BaselineConfig
+from ..prompting import EVAL_SCOPES
 
 INITS = ("pytorch", "jax")
 POSITION_EMBEDDINGS = ("cls_copy", "none")
@@ -34,6 +35,8 @@ class L2PConfig:
             (prompts and keys U[0, 0.01), head zeros: the JAX code).
         position_embedding: ``"cls_copy"`` (the prompts get the [CLS] position embedding: JAX v1 and
             PyTorch-L2P) or ``"none"`` (text backbones, which have no such embedding to copy).
+        eval_scope: ``"all"`` classes of the benchmark at evaluation (the L2P references) or the ``"seen"``
+            ones only (CODA-Prompt's protocol, which it also applies to its L2P++).
     """
 
     pool_size: int = 10
@@ -43,6 +46,7 @@ class L2PConfig:
     batchwise_selection: bool = False
     init: str = "pytorch"
     position_embedding: str = "cls_copy"
+    eval_scope: str = "all"
 
     def __post_init__(self) -> None:
         if min(self.pool_size, self.prompt_length, self.top_k) < 1:
@@ -56,6 +60,8 @@ class L2PConfig:
             raise UnknownNameError("L2P init", self.init, INITS)
         if self.position_embedding not in POSITION_EMBEDDINGS:
             raise UnknownNameError("L2P prompt position embedding", self.position_embedding, POSITION_EMBEDDINGS)
+        if self.eval_scope not in EVAL_SCOPES:
+            raise UnknownNameError("evaluation scope", self.eval_scope, EVAL_SCOPES)
 
 
 @dataclass

@@ -40,7 +40,8 @@ class L2PModel(PromptClassifier):
 
     def __init__(self, backbone: Backbone, n_classes: int, config: L2PConfig | None = None):
         config = config or L2PConfig()
-        super().__init__(backbone, n_classes, head_init="zeros" if config.init == "jax" else "trunc_normal")
+        super().__init__(backbone, n_classes, head_init="zeros" if config.init == "jax" else "trunc_normal",
+                         eval_scope=config.eval_scope)
         self.config = config
         width = backbone.embed_dim
         self.prompts = nn.Parameter(torch.empty(config.pool_size, config.prompt_length, width))

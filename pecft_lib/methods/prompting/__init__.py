@@ -7,7 +7,7 @@ the auxiliary loss, gradient clipping and an optional cache of q(x) (:class:`Pro
 """
 
 from .cache import QueryCache, with_sample_index
-from .model import HEAD_INITS, PromptClassifier, Prompting
+from .model import EVAL_SCOPES, HEAD_INITS, PromptClassifier, Prompting
 from .strategy import PromptStrategy
 
-__all__ = ["HEAD_INITS", "PromptClassifier", "PromptStrategy", "Prompting", "QueryCache", "with_sample_index"]
+__all__ = ["EVAL_SCOPES", "HEAD_INITS", "PromptClassifier", "PromptStrategy", "Prompting", "QueryCache", "with_sample_index"]

@@ -35,6 +35,7 @@ from ...errors import UnknownNameError
 from ..common import ContinualPEFTModel
 
 HEAD_INITS = ("trunc_normal", "zeros")
+EVAL_SCOPES = ("all", "seen")
 
 
 @dataclass
@@ -60,16 +61,24 @@ class PromptClassifier(ContinualPEFTModel):
         n_classes: the benchmark's number of classes; the head is created once for all of them.
         head_init: ``"trunc_normal"`` (std 0.02, bias 0: timm's init, the PyTorch ports) or ``"zeros"``
             (the JAX code's zero kernel, so untrained classes have logit 0).
+        eval_scope: which classes an evaluation-mode forward may predict: ``"all"`` classes of the
+            benchmark (the L2P and DualPrompt references: untrained classes keep their initial logits) or
+            the ``"seen"`` ones only (the CODA-Prompt reference, ``output[:, :valid_out_dim]``); the logits
+            of the others are −∞.
 
     Attributes:
         aux_loss: the auxiliary loss of the latest forward pass (``None`` if the method has none).
         seen_classes: the classes of every experience started so far.
     """
 
-    def __init__(self, backbone: Backbone, n_classes: int, head_init: str = "trunc_normal"):
+    def __init__(self, backbone: Backbone, n_classes: int, head_init: str = "trunc_normal",
+                 eval_scope: str = "all"):
         super().__init__()
         if head_init not in HEAD_INITS:
             raise UnknownNameError("head init", head_init, HEAD_INITS)
+        if eval_scope not in EVAL_SCOPES:
+            raise UnknownNameError("evaluation scope", eval_scope, EVAL_SCOPES)
+        self.eval_scope = eval_scope
         self.backbone = backbone.freeze().eval()
         self.head = nn.Linear(backbone.embed_dim, n_classes)
         if head_init == "zeros":
@@ -102,8 +111,14 @@ class PromptClassifier(ContinualPEFTModel):
         return self.backbone.pool(output)
 
     def forward(self, inputs: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``[B, n_classes]``; ``query`` = precomputed q(x) (must equal :meth:`query` of ``inputs``)."""
+        """Logits ``[B, n_classes]``; ``query`` = precomputed q(x) (must equal :meth:`query` of ``inputs``).
+        In evaluation mode with ``eval_scope="seen"`` the classes of no started experience get −∞."""
         prompting = self.make_prompts(self.query(inputs) if query is None else query)
         self.aux_loss = prompting.aux_loss
         output = self.backbone.encode(inputs, prompting.prompts, prompting.prefixes)
-        return self.head(self.features(output))
+        logits = self.head(self.features(output))
+        if not self.training and self.eval_scope == "seen":
+            unseen = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)
+            unseen[self.seen_classes] = False
+            logits = logits.masked_fill(unseen, float("-inf"))
+        return logits
