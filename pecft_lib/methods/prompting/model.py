@@ -34,7 +34,7 @@ from ...backbones.base import EncoderOutput
 from ...errors import UnknownNameError
 from ..common import ContinualPEFTModel
 
-HEAD_INITS = ("trunc_normal", "zeros")
+HEAD_INITS = ("trunc_normal", "zeros", "torch_default")
 EVAL_SCOPES = ("all", "seen")
 
 
@@ -60,7 +60,8 @@ class PromptClassifier(ContinualPEFTModel):
         backbone: frozen here; it always runs in eval mode (the references use dropout and drop-path 0).
         n_classes: the benchmark's number of classes; the head is created once for all of them.
         head_init: ``"trunc_normal"`` (std 0.02, bias 0: timm's init, the PyTorch ports) or ``"zeros"``
-            (the JAX code's zero kernel, so untrained classes have logit 0).
+            (the JAX code's zero kernel, so untrained classes have logit 0) or ``"torch_default"``
+            (``nn.Linear``'s own uniform init, CODA-Prompt's head).
         eval_scope: which classes an evaluation-mode forward may predict: ``"all"`` classes of the
             benchmark (the L2P and DualPrompt references: untrained classes keep their initial logits) or
             the ``"seen"`` ones only (the CODA-Prompt reference, ``output[:, :valid_out_dim]``); the logits
@@ -83,9 +84,10 @@ class PromptClassifier(ContinualPEFTModel):
         self.head = nn.Linear(backbone.embed_dim, n_classes)
         if head_init == "zeros":
             nn.init.zeros_(self.head.weight)
-        else:
+            nn.init.zeros_(self.head.bias)
+        elif head_init == "trunc_normal":
             nn.init.trunc_normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+            nn.init.zeros_(self.head.bias)
         self.aux_loss: torch.Tensor | None = None
         self.seen_classes: list[int] = []
 
