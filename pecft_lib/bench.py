@@ -28,7 +28,9 @@ from .backbones import ViTBackbone, load_backbone
 from .backbones.checkpoints import create_paper_vit
 from .evaluation.resources import PeakMemory, count_trainable_parameters, hardware
 from .methods.inflora import InfLoRAConfig, InfLoRAModel, SubspaceMemory, design_down_projection
+from .methods.l2p import L2PConfig, L2PModel
 from .methods.olora import OLoRAClassifier, OLoRAConfig, olora_penalties
+from .methods.prompting import PromptClassifier
 from .repro import seed_everything
 
 SCALES = {
@@ -51,7 +53,8 @@ class BenchRow:
     peak_memory_mib: float
     peak_memory_kind: str
     trainable_parameters: int
-    notes: str = ""
+    query_cache: str = "–"
+    """"on"/"off" for the prompt methods (q(x) precomputed or computed in the step), "–" for the others."""
 
 
 def _second_experience(model, per_experience: int) -> None:
@@ -82,18 +85,42 @@ def _olora(backbone, per_experience: int, n_classes: int):
     return model, loss
 
 
-METHODS: dict[str, Callable] = {"InfLoRA": _inflora, "O-LoRA": _olora}
+def _with_aux_loss(model: PromptClassifier):
+    """The prompt methods' training loss: cross-entropy plus the model's auxiliary term (L2P's key pull)."""
+    return lambda logits, target: F.cross_entropy(logits, target) + model.aux_loss
 
 
-def measure_step(method: str, scale: str, batch_size: int, steps: int, device: str, warmup: int = 2) -> BenchRow:
-    """Mean time of ``steps`` optimizer steps (after ``warmup``), and the peak memory while they run."""
+def _l2p(backbone, per_experience: int, n_classes: int):
+    model = L2PModel(backbone, n_classes, L2PConfig())
+    _second_experience(model, per_experience)
+    return model, _with_aux_loss(model)
+
+
+METHODS: dict[str, Callable] = {"InfLoRA": _inflora, "O-LoRA": _olora, "L2P": _l2p}
+PROMPT_METHODS = ("L2P",)
+"""Methods with a prompt-free query, measured with the query cache off and on."""
+GRAD_CLIP = {"L2P": 1.0}
+"""The reference recipes' global-norm gradient clipping, part of their step."""
+
+
+def measure_step(method: str, scale: str, batch_size: int, steps: int, device: str, warmup: int = 2,
+                 query_cache: bool = False) -> BenchRow:
+    """Mean time of ``steps`` optimizer steps (after ``warmup``), and the peak memory while they run.
+
+    For a prompt method, ``query_cache=True`` feeds q(x) computed once before the timing, as the strategy's
+    query cache does from the second epoch on; ``False`` computes it in every step (the references)."""
     seed_everything(0)
     factory, shape, per_experience, n_classes = SCALES[scale]
     model, loss_fn = METHODS[method](factory(), per_experience, n_classes)
     model.to(device).train()
+    prompted = isinstance(model, PromptClassifier)
+    if query_cache and not prompted:
+        raise ValueError(f"{method} has no prompt-free query to cache")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=1e-4)
+    clip = GRAD_CLIP.get(method)
     inputs = torch.rand(batch_size, *shape, device=device)
+    forward_arguments = {"query": model.query(inputs)} if query_cache else {}
     # targets of the current experience; logits of other classes masked as in training
     target = torch.randint(per_experience, 2 * per_experience, (batch_size,), device=device)
     mask = torch.full((n_classes,), float("-inf"), device=device)
@@ -101,7 +128,9 @@ def measure_step(method: str, scale: str, batch_size: int, steps: int, device: s
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(inputs) + mask, target).backward()
+        loss_fn(model(inputs, **forward_arguments) + mask, target).backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(trainable, clip)
         optimizer.step()
 
     for _ in range(warmup):
@@ -116,7 +145,8 @@ def measure_step(method: str, scale: str, batch_size: int, steps: int, device: s
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / steps
     return BenchRow(method, scale, device, batch_size, torch.get_num_threads(), batch_size / seconds,
-                    1000 * seconds, round(memory.mib, 1), memory.kind, count_trainable_parameters(model))
+                    1000 * seconds, round(memory.mib, 1), memory.kind, count_trainable_parameters(model),
+                    ("on" if query_cache else "off") if prompted else "–")
 
 
 def measure_inflora_subspace(scale: str, samples: int, batch_size: int, device: str) -> dict[str, float]:
@@ -142,16 +172,19 @@ def measure_inflora_subspace(scale: str, samples: int, batch_size: int, device: 
             "svd_seconds_per_task": svd_seconds, "blocks": len(model.layers)}
 
 
-def _measure_in_child(method: str, scale: str, batch_size: int, steps: int, device: str, threads: int) -> BenchRow:
+def _measure_in_child(method: str, scale: str, batch_size: int, steps: int, device: str, threads: int,
+                      query_cache: bool) -> BenchRow:
     torch.set_num_threads(threads)
-    return measure_step(method, scale, batch_size, steps, device)
+    return measure_step(method, scale, batch_size, steps, device, query_cache=query_cache)
 
 
 def markdown(rows: list[BenchRow]) -> str:
-    lines = ["| method | scale | device | batch | threads | samples/s | step (ms) | peak memory (MiB) | trainable |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | scale | query cache | device | batch | threads | samples/s | step (ms) | peak memory (MiB) "
+             "| trainable |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row.method} | {row.scale} | {row.device} | {row.batch_size} | {row.threads} | "
+        lines.append(f"| {row.method} | {row.scale} | {row.query_cache} | {row.device} | {row.batch_size} | "
+                     f"{row.threads} | "
                      f"{row.samples_per_second:.2f} | {row.step_ms:.0f} | {row.peak_memory_mib:.0f} | "
                      f"{row.trainable_parameters:,} |")
     return "\n".join(lines)
@@ -174,9 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for scale in args.scales:
         for method in args.methods:
-            with spawn.Pool(1) as pool:
-                rows.append(pool.apply(_measure_in_child, (method, scale, args.batch_size, args.steps,
-                                                           args.device, torch.get_num_threads())))
+            for query_cache in (False, True) if method in PROMPT_METHODS else (False,):
+                with spawn.Pool(1) as pool:
+                    rows.append(pool.apply(_measure_in_child, (method, scale, args.batch_size, args.steps,
+                                                               args.device, torch.get_num_threads(), query_cache)))
     print(markdown(rows))
     subspace = {}
     if "InfLoRA" in args.methods:

@@ -93,6 +93,26 @@ def test_prompts_are_inserted_after_cls():
     assert not torch.allclose(backbone(images, prompts=prompts), backbone(images))
 
 
+@pytest.mark.parametrize("modality", ["vision", "text"])
+def test_leading_outputs_only_equal_the_full_pass(modality):
+    """``n_outputs`` prunes the last block to the positions a head reads; those outputs do not change."""
+    if modality == "vision":
+        backbone, inputs = ViTBackbone(small_vit()).eval(), torch.randn(2, 3, 16, 16)
+    else:
+        backbone = TextEncoderBackbone(small_bert(), pad_token_id=0, pooling="cls").eval()
+        inputs = torch.tensor([[2, 5, 3, 0], [7, 4, 0, 0]])
+    prompts, width = torch.randn(2, 3, backbone.embed_dim), backbone.embed_dim
+    prefixes = {backbone.num_layers - 1: (torch.randn(2, 2, width), torch.randn(2, 2, width))}
+    full = backbone.encode(inputs, prompts, prefixes)
+    pruned = backbone.encode(inputs, prompts, prefixes, n_outputs=4)
+    assert pruned.tokens.shape == (2, 4, width) and pruned.num_prompts == 3
+    assert torch.allclose(pruned.tokens, full.tokens[:, :4], atol=1e-5)
+    assert torch.allclose(pruned.prompts, full.prompts, atol=1e-5)
+    assert torch.allclose(backbone.query_features(inputs), backbone.pool(backbone.encode(inputs)), atol=1e-5)
+    mean_pooled = TextEncoderBackbone(small_bert(), pad_token_id=0, pooling="mean")
+    assert backbone.pooled_outputs == 1 and mean_pooled.pooled_outputs is None
+
+
 def test_text_prompts_are_always_visible():
     backbone = TextEncoderBackbone(small_bert(), pad_token_id=0, pooling="mean").eval()
     output = backbone.encode(torch.tensor([[2, 5, 3, 0]]), prompts=torch.randn(1, 2, 32))

@@ -59,6 +59,7 @@ class SplitQKVAttention(nn.Module):
         x: torch.Tensor,
         prefix: Prefix | None = None,
         key_padding_mask: torch.Tensor | None = None,
+        n_queries: int | None = None,
     ) -> torch.Tensor:
         """Attend over ``x`` (and the prefix vectors, which every query may attend to).
 
@@ -66,9 +67,12 @@ class SplitQKVAttention(nn.Module):
             x: hidden states ``[B, T, D]``.
             prefix: optional ``(keys, values)`` prepended to the projected keys and values.
             key_padding_mask: optional ``[B, T]`` bool, ``True`` where a token may be attended to.
+            n_queries: compute the outputs of the first ``n_queries`` positions only (all keys and values
+                are still used); ``None`` = every position.
         """
         batch = x.shape[0]
-        q, k, v = self.q_norm(self._heads(self.q(x))), self._heads(self.k(x)), self._heads(self.v(x))
+        queries = x if n_queries is None else x[:, :n_queries]
+        q, k, v = self.q_norm(self._heads(self.q(queries))), self._heads(self.k(x)), self._heads(self.v(x))
         if prefix is not None:
             prefix_k, prefix_v = (p.expand(batch, -1, -1) if p.dim() == 2 else p for p in prefix)
             k = torch.cat([self._heads(prefix_k.to(k.dtype)), k], dim=2)

@@ -71,9 +71,16 @@ class Backbone(nn.Module, ABC):
 
     @abstractmethod
     def block(
-        self, layer: int, tokens: torch.Tensor, prefix: Prefix | None, padding_mask: torch.Tensor | None
+        self, layer: int, tokens: torch.Tensor, prefix: Prefix | None, padding_mask: torch.Tensor | None,
+        n_outputs: int | None = None,
     ) -> torch.Tensor:
-        """Run block ``layer`` on ``tokens``, with optional prefix key/values in its attention."""
+        """Run block ``layer`` on ``tokens``, with optional prefix key/values in its attention; return the
+        outputs of the first ``n_outputs`` positions only (``None`` = all)."""
+
+    @property
+    def pooled_outputs(self) -> int | None:
+        """How many leading output positions :meth:`pool` reads (1: [CLS] pooling), ``None`` = all of them."""
+        return 1
 
     @abstractmethod
     def final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -88,8 +95,13 @@ class Backbone(nn.Module, ABC):
         inputs: torch.Tensor,
         prompts: torch.Tensor | None = None,
         prefixes: Mapping[int, Prefix] | None = None,
+        n_outputs: int | None = None,
     ) -> EncoderOutput:
-        """Forward pass with optional prompt tokens ``[B, P, D]`` and per-layer prefixes ``{layer: (keys, values)}``."""
+        """Forward pass with optional prompt tokens ``[B, P, D]`` and per-layer prefixes ``{layer: (keys, values)}``.
+
+        ``n_outputs`` limits the result to the first positions ([CLS], then the prompts): the last block then
+        computes queries, attention output and MLP for those positions only, the work a head that reads
+        [CLS] (or the prompt outputs) needs; ``None`` returns every position."""
         tokens, padding_mask = self.embed(inputs)
         num_prompts = 0
         if prompts is not None:
@@ -103,8 +115,11 @@ class Backbone(nn.Module, ABC):
         unknown = sorted(set(prefixes) - set(range(self.num_layers)))
         if unknown:
             raise ValueError(f"prefix layers {unknown} do not exist; the backbone has layers 0..{self.num_layers - 1}")
+        last = self.num_layers - 1
         for layer in range(self.num_layers):
-            tokens = self.block(layer, tokens, prefixes.get(layer), padding_mask)
+            tokens = self.block(layer, tokens, prefixes.get(layer), padding_mask, n_outputs if layer == last else None)
+        if padding_mask is not None and n_outputs is not None:
+            padding_mask = padding_mask[:, :n_outputs]
         return EncoderOutput(self.final_norm(tokens), padding_mask, num_prompts)
 
     def forward(
@@ -119,7 +134,7 @@ class Backbone(nn.Module, ABC):
     @torch.no_grad()
     def query_features(self, inputs: torch.Tensor) -> torch.Tensor:
         """q(x): pooled features of a prompt-free forward pass, without gradient (``prompts.md`` §1)."""
-        return self.pool(self.encode(inputs))
+        return self.pool(self.encode(inputs, n_outputs=self.pooled_outputs))
 
     def freeze(self) -> "Backbone":
         """Make every pretrained weight non-trainable (all references freeze the backbone)."""

@@ -62,12 +62,17 @@ class TextEncoderBackbone(Backbone):
         return self.model.encoder.layer[layer].attention.self
 
     def block(
-        self, layer: int, tokens: torch.Tensor, prefix: Prefix | None, padding_mask: torch.Tensor | None
+        self, layer: int, tokens: torch.Tensor, prefix: Prefix | None, padding_mask: torch.Tensor | None,
+        n_outputs: int | None = None,
     ) -> torch.Tensor:
         bert_layer = self.model.encoder.layer[layer]
-        context = bert_layer.attention.self(tokens, prefix=prefix, key_padding_mask=padding_mask)
-        attended = bert_layer.attention.output(context, tokens)
+        context = bert_layer.attention.self(tokens, prefix=prefix, key_padding_mask=padding_mask, n_queries=n_outputs)
+        attended = bert_layer.attention.output(context, tokens[:, :n_outputs])
         return bert_layer.output(bert_layer.intermediate(attended), attended)
+
+    @property
+    def pooled_outputs(self) -> int | None:
+        return 1 if self.pooling == "cls" else None
 
     def final_norm(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens

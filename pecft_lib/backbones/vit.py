@@ -61,9 +61,12 @@ class ViTBackbone(Backbone):
     def attention(self, layer: int) -> SplitQKVAttention:
         return self.vit.blocks[layer].attn
 
-    def block(self, layer: int, tokens: torch.Tensor, prefix: Prefix | None, padding_mask: None) -> torch.Tensor:
+    def block(
+        self, layer: int, tokens: torch.Tensor, prefix: Prefix | None, padding_mask: None, n_outputs: int | None = None
+    ) -> torch.Tensor:
         blk = self.vit.blocks[layer]
-        tokens = tokens + blk.drop_path1(blk.ls1(blk.attn(blk.norm1(tokens), prefix=prefix)))
+        attended = blk.attn(blk.norm1(tokens), prefix=prefix, n_queries=n_outputs)
+        tokens = tokens[:, :n_outputs] + blk.drop_path1(blk.ls1(attended))
         return tokens + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(tokens))))
 
     def final_norm(self, tokens: torch.Tensor) -> torch.Tensor:

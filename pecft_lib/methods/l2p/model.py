@@ -83,3 +83,6 @@ class L2PModel(PromptClassifier):
     def features(self, output: EncoderOutput) -> torch.Tensor:
         """The mean of the outputs at the N·L_p prompt positions (L2P's "prompt" pooling), not [CLS]."""
         return output.prompts.mean(1)
+
+    def feature_positions(self, num_prompts: int) -> int:
+        return 1 + num_prompts

@@ -7,7 +7,8 @@ A forward pass of a :class:`PromptClassifier` is
 2. ``prompting = make_prompts(q)`` — **the method's hook**: turn the queries into prompt tokens
    (L2P: top-N of a pool), per-layer prefixes (DualPrompt, CODA-Prompt) and an auxiliary loss (L2P's
    key pull, DualPrompt's key match, CODA's orthogonality penalty);
-3. ``output = backbone.encode(x, prompting.prompts, prompting.prefixes)``;
+3. ``output = backbone.encode(x, prompting.prompts, prompting.prefixes, n_outputs)`` — the last block
+   computes only the ``n_outputs`` leading positions the head reads (:meth:`feature_positions`);
 4. ``logits = head(features(output))`` — one linear head over *all* classes of the benchmark (§1
    "Classifier"); :meth:`PromptClassifier.features` is the [CLS] pooling of the backbone unless the method
    overrides it (L2P reads the mean of the prompt outputs, §2.1).
@@ -15,7 +16,8 @@ A forward pass of a :class:`PromptClassifier` is
 Extension points for a method (L2P here; DualPrompt and CODA-Prompt later):
 
 * :meth:`PromptClassifier.make_prompts` (required) — returns a :class:`Prompting`;
-* :meth:`PromptClassifier.features` — what the head reads;
+* :meth:`PromptClassifier.features` — what the head reads, and :meth:`PromptClassifier.feature_positions`
+  — how many leading output positions that is;
 * :meth:`PromptClassifier.begin_experience` — per-task state (DualPrompt's E-prompt of the current task,
   CODA's new components); call ``super()`` so :attr:`PromptClassifier.seen_classes` stays up to date.
 """
@@ -112,12 +114,19 @@ class PromptClassifier(ContinualPEFTModel):
         """What the head reads: the backbone's pooled features (the [CLS] token of a ViT)."""
         return self.backbone.pool(output)
 
+    def feature_positions(self, num_prompts: int) -> int | None:
+        """How many leading output positions :meth:`features` reads (``None`` = all): the backbone's last
+        block computes only those (:meth:`Backbone.encode`'s ``n_outputs``)."""
+        return self.backbone.pooled_outputs
+
     def forward(self, inputs: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, n_classes]``; ``query`` = precomputed q(x) (must equal :meth:`query` of ``inputs``).
         In evaluation mode with ``eval_scope="seen"`` the classes of no started experience get −∞."""
         prompting = self.make_prompts(self.query(inputs) if query is None else query)
         self.aux_loss = prompting.aux_loss
-        output = self.backbone.encode(inputs, prompting.prompts, prompting.prefixes)
+        num_prompts = 0 if prompting.prompts is None else prompting.prompts.shape[1]
+        output = self.backbone.encode(inputs, prompting.prompts, prompting.prefixes,
+                                      n_outputs=self.feature_positions(num_prompts))
         logits = self.head(self.features(output))
         if not self.training and self.eval_scope == "seen":
             unseen = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)

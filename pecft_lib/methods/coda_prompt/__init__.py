@@ -1,0 +1,19 @@
+"""CODA-Prompt: COntinual Decomposed Attention-based Prompting (Smith et al., CVPR 2023).
+
+Per prefixed layer, a set of prompt components with keys and attention vectors; an input's prompt is the sum
+of the components weighted by α = cos(q(x) ⊙ A, K), trained end to end (no key-query loss), and split into
+the layer's key and value prefixes. Components come in one group per task: a task adds its group
+(Gram–Schmidt initialised) and freezes the earlier ones. Built on the shared skeleton
+:mod:`pecft_lib.methods.prompting`; see ``reference/prompts.md`` §4. Checkpoints of the official code load
+with :func:`pecft_lib.methods.coda_prompt.reference.from_reference_state_dict`.
+"""
+
+from .config import CodaPromptConfig, CodaPromptExperimentConfig, CodaPromptOptimConfig, CodaPromptPresets
+from .model import CodaPromptModel, component_weights, orthogonality_penalty, orthonormal_rows
+from .strategy import build_coda_prompt, run_coda_prompt
+
+__all__ = [
+    "CodaPromptConfig", "CodaPromptExperimentConfig", "CodaPromptModel", "CodaPromptOptimConfig",
+    "CodaPromptPresets", "build_coda_prompt", "component_weights", "orthogonality_penalty", "orthonormal_rows",
+    "run_coda_prompt",
+]

@@ -1,0 +1,23 @@
+"""DualPrompt: Complementary Prompting for Rehearsal-free Continual Learning (Wang et al., ECCV 2022).
+
+A shared G-prompt at the first blocks and a pool of task-specific E-prompts at the next ones, both inserted
+as attention prefixes (prefix-tuning) into a frozen ViT. Training task t uses E-prompt t and pulls its key
+towards the task's queries; at test time each input picks the E-prompt whose key is closest (cosine) to
+its prompt-free query q(x). The head reads [CLS]. Built on the shared skeleton
+:mod:`pecft_lib.methods.prompting`; see ``reference/prompts.md`` §3. :mod:`.reference` loads checkpoints of
+the PyTorch port (JH-LEE-KR/dualprompt-pytorch).
+"""
+
+from .config import (
+    DualPromptConfig,
+    DualPromptExperimentConfig,
+    DualPromptOptimConfig,
+    DualPromptPresets,
+)
+from .model import DualPromptModel
+from .strategy import build_dualprompt, run_dualprompt
+
+__all__ = [
+    "DualPromptConfig", "DualPromptExperimentConfig", "DualPromptModel", "DualPromptOptimConfig",
+    "DualPromptPresets", "build_dualprompt", "run_dualprompt",
+]
