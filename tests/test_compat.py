@@ -216,3 +216,15 @@ def test_unknown_method_or_source():
         from_reference("olora", {}, source="inflora")
     with pytest.raises(UnknownNameError, match="reference source for inflora 'l2p-pytorch'; valid choices: inflora"):
         from_reference("inflora", {}, source="l2p-pytorch")
+
+
+def test_every_registered_loader_resolves_to_a_function():
+    import importlib
+
+    from pecft_lib.compat import REFERENCE_LOADERS
+
+    assert set(REFERENCE_LOADERS) >= {"inflora", "l2p", "dualprompt", "coda_prompt"}
+    for method, sources in REFERENCE_LOADERS.items():
+        for source, target in sources.items():
+            module_name, function_name = target.split(":")
+            assert callable(getattr(importlib.import_module(module_name), function_name)), (method, source)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -240,3 +241,28 @@ def test_evaluation_scope_seen_masks_the_classes_of_no_started_experience():
     assert torch.isfinite(seen(inputs)).all()  # training logits are the train mask's business
     with pytest.raises(UnknownNameError):
         L2PConfig(eval_scope="current")
+
+
+class _BatchMajority(torch.nn.Module):
+    """Predicts, for every sample, the class its batch-mates look like most: leaks through the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        guess = (x.mean(dim=(1, 2, 3)) * 2).round().clamp(0, CLASSES - 1).long()
+        votes = torch.bincount(guess, minlength=CLASSES).float() * self.scale
+        return votes.expand(len(x), -1)
+
+
+def test_mixed_test_batches_expose_batch_leakage_and_leave_per_sample_models_alone():
+    from pecft_lib.evaluation import accuracy_per_experience
+
+    benchmark = tiny_benchmark()
+    model = tiny_model().eval()
+    single = accuracy_per_experience(model, benchmark, batch_size=7)
+    assert np.array_equal(single, accuracy_per_experience(model, benchmark, batch_size=7, mixed=True))
+    leaky = _BatchMajority()
+    single, mixed = (accuracy_per_experience(leaky, benchmark, batch_size=20, mixed=m) for m in (False, True))
+    assert single.shape == (EXPERIENCES,) and single.mean() > mixed.mean() + 0.2

@@ -15,6 +15,7 @@ from pecft_lib.evaluation.plots import (  # noqa: E402
     plot_accuracy_curves,
     plot_accuracy_matrix,
     plot_average_accuracy,
+    plot_prompt_placement,
 )
 
 R3 = np.array([
@@ -96,3 +97,13 @@ def test_average_accuracy_of_a_joint_record_alone():
     (line,) = ax.get_lines()
     assert line.get_linestyle() == "--"
     np.testing.assert_allclose(line.get_ydata(), [0.6, 0.6])
+
+
+def test_prompt_placement_draws_every_block_and_prefix():
+    fig, ax = plt.subplots()
+    plot_prompt_placement(4, prompt_tokens=3, prefixes={"G": [0, 1], "E": [2]}, ax=ax, title="t")
+    labels = [text.get_text() for text in ax.texts]
+    assert sum(label.endswith("(frozen)") for label in labels) == 4
+    assert labels.count("G K,V") == 2 and labels.count("E K,V") == 1
+    assert labels.count("P") == 3 and "head reads [CLS]" in labels
+    plt.close(fig)

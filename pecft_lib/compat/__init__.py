@@ -4,7 +4,12 @@
 hands it to the loader registered in :data:`REFERENCE_LOADERS` for the method and the code base that wrote it:
 
 * ``("inflora", "inflora")`` — the authors' InfLoRA code (``SiNet``) → ``InfLoRAModel``
-  (:func:`pecft_lib.methods.inflora.reference.from_reference_state_dict`).
+  (:func:`pecft_lib.methods.inflora.reference.from_reference_state_dict`);
+* ``("l2p", "l2p-pytorch")`` — PyTorch-L2P → ``L2PModel`` (:mod:`pecft_lib.methods.l2p.reference`);
+* ``("dualprompt", "dualprompt-pytorch")`` — the PyTorch port of DualPrompt → ``DualPromptModel``
+  (:mod:`pecft_lib.methods.dualprompt.reference`);
+* ``("coda_prompt", "coda-prompt")`` — the authors' CODA-Prompt code (``ViTZoo``) → ``CodaPromptModel``
+  (:mod:`pecft_lib.methods.coda_prompt.reference`).
 
 Loaders are imported on first use, so this module stays light and the method packages may import its
 helpers. A new source is one entry of :data:`REFERENCE_LOADERS` and one loader function.
@@ -22,6 +27,9 @@ from .state_dict import check_state_dict, unwrap_state_dict
 
 REFERENCE_LOADERS: dict[str, dict[str, str]] = {
     "inflora": {"inflora": "pecft_lib.methods.inflora.reference:from_reference_state_dict"},
+    "l2p": {"l2p-pytorch": "pecft_lib.methods.l2p.reference:from_reference_state_dict"},
+    "dualprompt": {"dualprompt-pytorch": "pecft_lib.methods.dualprompt.reference:from_reference_state_dict"},
+    "coda_prompt": {"coda-prompt": "pecft_lib.methods.coda_prompt.reference:from_reference_state_dict"},
 }
 """method → source (the official code base) → ``"module:function"`` taking a flat state dict and keyword
 arguments and returning the loaded model."""

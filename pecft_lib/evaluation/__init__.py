@@ -2,6 +2,7 @@
 
 from . import metrics
 from .accuracy_matrix import AccuracyMatrix
+from .batch_leakage import accuracy_per_experience
 from .record import RunRecord, summarize
 from .resources import PeakMemory, count_trainable_parameters
 from .runner import make_evaluator, run_strategy
@@ -10,6 +11,7 @@ from .task_aware import task_aware_accuracy
 
 __all__ = [
     "AccuracyMatrix",
+    "accuracy_per_experience",
     "PeakMemory",
     "RunRecord",
     "count_trainable_parameters",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,7 +10,8 @@ from matplotlib.axes import Axes
 
 from .record import RunRecord
 
-__all__ = ["plot_accuracy_matrix", "plot_accuracy_curves", "plot_average_accuracy", "plot_accuracy_vs_parameters"]
+__all__ = ["plot_accuracy_matrix", "plot_accuracy_curves", "plot_average_accuracy", "plot_accuracy_vs_parameters",
+           "plot_prompt_placement"]
 
 
 def _axes(ax: Axes | None, size=(4.5, 3.8)) -> Axes:
@@ -96,4 +97,63 @@ def plot_accuracy_vs_parameters(records: Sequence[RunRecord], ax: Axes | None = 
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_prompt_placement(
+    num_layers: int,
+    prompt_tokens: int = 0,
+    prefixes: Mapping[str, Sequence[int]] | None = None,
+    head_reads: str = "[CLS]",
+    ax: Axes | None = None,
+    title: str = "",
+) -> Axes:
+    """Schematic of where a prompt method enters a frozen ViT (the chapters' "where prompts go" figure).
+
+    Args:
+        num_layers: transformer blocks, drawn bottom (block 0) to top.
+        prompt_tokens: tokens inserted after [CLS] before block 0 (prompt tuning: L2P); 0 = none.
+        prefixes: name → blocks whose attention gets that prompt's prefix keys and values (prefix tuning:
+            DualPrompt's G- and E-prompts, CODA-Prompt's composed prompt).
+        head_reads: label of what the classifier head reads.
+    """
+    prefixes = dict(prefixes or {})
+    ax = _axes(ax, size=(6.4, 0.42 * num_layers + 2.4))
+    colors = ["tab:orange", "tab:green", "tab:purple", "tab:red"]
+    block_left, block_width, height = 0.0, 6.0, 0.32
+    for layer in range(num_layers):
+        y = 1.0 + 0.42 * layer
+        ax.add_patch(plt.Rectangle((block_left, y), block_width, height, facecolor="lightsteelblue",
+                                   edgecolor="steelblue"))
+        ax.text(block_left + block_width / 2, y + height / 2, f"block {layer} (frozen)", ha="center",
+                va="center", fontsize=7)
+        for index, (name, layers) in enumerate(prefixes.items()):
+            if layer in layers:
+                x = block_width + 0.15 + 1.25 * index
+                ax.add_patch(plt.Rectangle((x, y), 1.1, height, facecolor=colors[index % len(colors)], alpha=0.8))
+                ax.text(x + 0.55, y + height / 2, f"{name} K,V", ha="center", va="center", fontsize=6,
+                        color="white")
+                ax.annotate("", xy=(block_width, y + height / 2), xytext=(x, y + height / 2),
+                            arrowprops=dict(arrowstyle="->", lw=0.8))
+    # the input tokens: [CLS], inserted prompts, patches
+    tokens = ["[CLS]"] + ["P"] * min(prompt_tokens, 6) + ["x"] * 6
+    width = block_width / len(tokens)
+    for index, token in enumerate(tokens):
+        prompt = token == "P"
+        ax.add_patch(plt.Rectangle((block_left + index * width + 0.03, 0.25), width - 0.06, 0.4,
+                                   facecolor=colors[0] if prompt else ("gold" if index == 0 else "lightgrey"),
+                                   edgecolor="grey"))
+        ax.text(block_left + (index + 0.5) * width, 0.45, token, ha="center", va="center", fontsize=6)
+    caption = "input tokens: [CLS], patches x"
+    if prompt_tokens:
+        caption = f"input tokens: [CLS], {prompt_tokens} prompt tokens P, patches x"
+    ax.text(block_left, 0.05, caption, fontsize=7, va="top")
+    top = 1.0 + 0.42 * num_layers
+    ax.annotate("", xy=(block_width / 2, top + 0.4), xytext=(block_width / 2, top),
+                arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.text(block_width / 2, top + 0.5, f"head reads {head_reads}", ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(-0.2, block_width + 0.3 + 1.25 * max(len(prefixes), 1))
+    ax.set_ylim(-0.35, top + 1.0)
+    ax.set_axis_off()
+    ax.set_title(title)
     return ax

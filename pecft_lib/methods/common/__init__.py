@@ -5,12 +5,13 @@ from .strategy import (
     ContinualPEFTModel,
     ContinualPEFTStrategy,
     LoopConfig,
+    LRSchedule,
     OptimizerFactory,
     loop_arguments,
     reference_cosine_lr,
 )
 
 __all__ = [
-    "ContinualPEFTModel", "ContinualPEFTStrategy", "LoopConfig", "OptimizerFactory", "TaskHeads", "loop_arguments",
+    "ContinualPEFTModel", "ContinualPEFTStrategy", "LoopConfig", "LRSchedule", "OptimizerFactory", "TaskHeads", "loop_arguments",
     "reference_cosine_lr",
 ]

@@ -33,6 +33,10 @@ class DualPromptModel(PromptClassifier):
     sample takes the E-prompt whose key is closest (cosine) to its query q(x), over the whole pool, or the
     batch's majority choice if ``config.batchwise_selection``. The pull loss −λ·mean_b cos(q_b, k_sel(b))
     is the auxiliary loss; only it trains the keys.
+
+    Attributes:
+        task: index of the experience being (or last) trained, i.e. the E-prompt forced in training mode;
+            ``None`` before the first :meth:`begin_experience`.
     """
 
     def __init__(self, backbone: Backbone, n_classes: int, config: DualPromptConfig | None = None):
@@ -52,7 +56,6 @@ class DualPromptModel(PromptClassifier):
         for parameter in (self.g_prompt, self.e_prompts, self.keys):
             nn.init.uniform_(parameter, low, high)
         self.task: int | None = None
-        """Index of the experience being (or last) trained: the E-prompt forced in training mode."""
 
     def begin_experience(self, classes: Sequence[int]) -> None:
         """Start the next task: its E-prompt slot is the task's index; with ``carry_over_previous_prompt``

@@ -19,10 +19,11 @@ other ``<name>``            timm's                                 ``backbone.vi
 Slot 0 of the second axis is the key prefix, slot 1 the value prefix; ``(H, d)`` flattens to ``D`` head by
 head, as the attention splits its keys. The reference applies the G-prompt (``n_g`` blocks, default
 ``g_prompt_layer_idx=[0, 1]``) and the E-prompts (``n_e`` blocks, default ``[2, 3, 4]``); the block indices
-are not in the state dict. Its test-time prediction (``train=False``) is what the loaded model computes with
-``prefix_layout="pytorch_reshape"`` in every case and with the default ``"jax"`` layout for a batch of one
-image (or a batch that selects one E-prompt per sample and is not scrambled, see
-:class:`~.config.DualPromptConfig`).
+are not in the state dict. Its test-time prediction (``train=False``, per-sample selection) is what the
+loaded model computes with ``prefix_layout="pytorch_reshape"`` for any batch, and with the default ``"jax"``
+layout for single images: the reference's reshape mixes the prefixes of the samples of a batch (§3.5, see
+:class:`~.config.DualPromptConfig`). The loaded model is for prediction: every parameter is frozen, and the
+task being trained (:attr:`DualPromptModel.task`) is not in the state dict.
 """
 
 from __future__ import annotations
@@ -127,9 +128,11 @@ def from_reference_state_dict(
             f"{E_PROMPT} has shape {tuple(e_shape)}; only prefix-tuning checkpoints "
             "(use_prefix_tune_for_e_prompt=True, shape (layers, 2, pool, length, heads, head_dim)) are supported")
     n_e, _, pool_size, e_length, heads, _ = e_shape
-    n_g, g_length = (state_dict[G_PROMPT].shape[0], state_dict[G_PROMPT].shape[2]) if G_PROMPT in state_dict else (0, 5)
+    g_shape = state_dict[G_PROMPT].shape if G_PROMPT in state_dict else None  # None: use_g_prompt=False
+    n_g = 0 if g_shape is None else g_shape[0]
     config = DualPromptConfig(**{
-        "pool_size": pool_size, "e_length": e_length, "g_length": g_length,
+        "pool_size": pool_size, "e_length": e_length,
+        **({} if g_shape is None else {"g_length": g_shape[2]}),
         "g_layers": list(range(n_g)) if g_layers is None else list(g_layers),
         "e_layers": list(range(n_g, n_g + n_e)) if e_layers is None else list(e_layers),
         **options,
@@ -143,8 +146,8 @@ def from_reference_state_dict(
     expected = {key: tensor.shape for key, tensor in to_reference_state_dict(model).items()}
     check_state_dict(
         state_dict, expected, "a PyTorch DualPrompt checkpoint of this architecture",
-        hint=f"Read from the state dict: pool_size={pool_size}, e_length={e_length}, g_length={g_length}, "
-             f"{n_e} E-layers, {n_g} G-layers, {heads} heads; loading {config}",
+        hint=f"Read from the state dict: pool_size={pool_size}, e_length={e_length}, {n_e} E-layers, "
+             f"{n_g} G-layers, {heads} heads; loading {config}",
     )
     ours = {}
     for key, tensor in model.state_dict().items():

@@ -13,15 +13,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Callable
 
-import torch
-
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
 from ...errors import ConfigError
 from ...evaluation import RunRecord, run_strategy
 from ...repro import seed_everything
-from ..common import loop_arguments
-from ..prompting import PromptStrategy
+from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import DualPromptExperimentConfig, DualPromptOptimConfig
 from .model import DualPromptModel
 
@@ -36,16 +33,7 @@ def build_dualprompt(model: DualPromptModel, optim: DualPromptOptimConfig, n_exp
     if n_experiences > model.config.pool_size:
         raise ConfigError(f"{n_experiences} experiences need {n_experiences} E-prompts, but pool_size is "
                           f"{model.config.pool_size}; set method.pool_size to the number of experiences")
-    lr = optim.effective_lr
-    return PromptStrategy(
-        model=model,
-        optimizer_factory=lambda params: torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999),
-                                                          weight_decay=optim.weight_decay),
-        grad_clip_norm=optim.grad_clip_norm,
-        cache_queries=optim.cache_queries,
-        **loop_arguments(optim, n_experiences),
-        plugins=list(plugins),
-    )
+    return build_prompt_strategy(model, optim, n_experiences, plugins)
 
 
 def run_dualprompt(

@@ -10,30 +10,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Callable
 
-import torch
-
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
 from ...evaluation import RunRecord, run_strategy
 from ...repro import seed_everything
-from ..common import loop_arguments
-from ..prompting import PromptStrategy
+from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import L2PExperimentConfig, L2POptimConfig
 from .model import L2PModel
 
 
 def build_l2p(model: L2PModel, optim: L2POptimConfig, n_experiences: int, plugins: tuple = ()) -> PromptStrategy:
     """The strategy with the reference's optimizer and clipping and the accuracy-matrix evaluator."""
-    lr = optim.effective_lr
-    return PromptStrategy(
-        model=model,
-        optimizer_factory=lambda params: torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999),
-                                                          weight_decay=optim.weight_decay),
-        grad_clip_norm=optim.grad_clip_norm,
-        cache_queries=optim.cache_queries,
-        **loop_arguments(optim, n_experiences),
-        plugins=list(plugins),
-    )
+    return build_prompt_strategy(model, optim, n_experiences, plugins)
 
 
 def run_l2p(

@@ -8,6 +8,9 @@ the auxiliary loss, gradient clipping and an optional cache of q(x) (:class:`Pro
 
 from .cache import QueryCache, with_sample_index
 from .model import EVAL_SCOPES, HEAD_INITS, PromptClassifier, Prompting
-from .strategy import PromptStrategy
+from .strategy import PromptOptimConfig, PromptStrategy, build_prompt_strategy
 
-__all__ = ["EVAL_SCOPES", "HEAD_INITS", "PromptClassifier", "PromptStrategy", "Prompting", "QueryCache", "with_sample_index"]
+__all__ = [
+    "EVAL_SCOPES", "HEAD_INITS", "PromptClassifier", "PromptOptimConfig", "PromptStrategy", "Prompting", "QueryCache",
+    "build_prompt_strategy", "with_sample_index",
+]

@@ -12,11 +12,11 @@ the trainable parameters, training-time class mask, evaluation over all classes)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import torch
 
-from ..common import ContinualPEFTStrategy, OptimizerFactory
+from ..common import ContinualPEFTStrategy, LoopConfig, LRSchedule, OptimizerFactory, loop_arguments
 from .cache import QueryCache, with_sample_index
 from .model import PromptClassifier
 
@@ -82,3 +82,35 @@ class PromptStrategy(ContinualPEFTStrategy):
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
         super().optimizer_step()
+
+
+class PromptOptimConfig(LoopConfig, Protocol):
+    """What :func:`build_prompt_strategy` reads of a prompt method's optimisation config."""
+
+    effective_lr: float
+    weight_decay: float
+    grad_clip_norm: float | None
+    cache_queries: bool
+
+
+def build_prompt_strategy(
+    model: PromptClassifier,
+    optim: PromptOptimConfig,
+    n_experiences: int,
+    plugins: Sequence[Any] = (),
+    lr_schedule: LRSchedule | None = None,
+) -> PromptStrategy:
+    """The references' recipe: a fresh Adam(0.9, 0.999) per experience at ``optim.effective_lr`` (optionally
+    scaled per epoch by ``lr_schedule``), global-norm clipping, the query cache as configured, and the
+    accuracy-matrix evaluator."""
+    lr = optim.effective_lr
+    return PromptStrategy(
+        model=model,
+        optimizer_factory=lambda params: torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999),
+                                                          weight_decay=optim.weight_decay),
+        lr_schedule=lr_schedule,
+        grad_clip_norm=optim.grad_clip_norm,
+        cache_queries=optim.cache_queries,
+        **loop_arguments(optim, n_experiences),
+        plugins=list(plugins),
+    )
