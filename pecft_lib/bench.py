@@ -28,6 +28,7 @@ from .backbones import ViTBackbone, load_backbone
 from .backbones.checkpoints import create_paper_vit
 from .evaluation.resources import PeakMemory, count_trainable_parameters, hardware
 from .methods.inflora import InfLoRAConfig, InfLoRAModel, SubspaceMemory, design_down_projection
+from .methods.dualprompt import DualPromptConfig, DualPromptModel
 from .methods.l2p import L2PConfig, L2PModel
 from .methods.olora import OLoRAClassifier, OLoRAConfig, olora_penalties
 from .methods.prompting import PromptClassifier
@@ -86,7 +87,7 @@ def _olora(backbone, per_experience: int, n_classes: int):
 
 
 def _with_aux_loss(model: PromptClassifier):
-    """The prompt methods' training loss: cross-entropy plus the model's auxiliary term (L2P's key pull)."""
+    """The prompt methods' training loss: cross-entropy plus the model's auxiliary term (the key pull)."""
     return lambda logits, target: F.cross_entropy(logits, target) + model.aux_loss
 
 
@@ -96,10 +97,16 @@ def _l2p(backbone, per_experience: int, n_classes: int):
     return model, _with_aux_loss(model)
 
 
-METHODS: dict[str, Callable] = {"InfLoRA": _inflora, "O-LoRA": _olora, "L2P": _l2p}
-PROMPT_METHODS = ("L2P",)
+def _dualprompt(backbone, per_experience: int, n_classes: int):
+    model = DualPromptModel(backbone, n_classes, DualPromptConfig())
+    _second_experience(model, per_experience)
+    return model, _with_aux_loss(model)
+
+
+METHODS: dict[str, Callable] = {"InfLoRA": _inflora, "O-LoRA": _olora, "L2P": _l2p, "DualPrompt": _dualprompt}
+PROMPT_METHODS = ("L2P", "DualPrompt")
 """Methods with a prompt-free query, measured with the query cache off and on."""
-GRAD_CLIP = {"L2P": 1.0}
+GRAD_CLIP = {"L2P": 1.0, "DualPrompt": 1.0}
 """The reference recipes' global-norm gradient clipping, part of their step."""
 
 

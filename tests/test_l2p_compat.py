@@ -4,8 +4,9 @@
 ``data/l2p_pytorch_reference.pt`` was written by PT-L2P's own ``VisionTransformer`` and ``Prompt`` (timm
 0.6.7) for a tiny ViT (img 8, patch 4, width 16, depth 2, 2 heads; M=4, L_p=2, N=2, 5 classes): the state
 dict as ``engine.py`` saves it, inputs in [0, 1], and the reference's query, cosine matrix, prompt ids,
-``reduce_sim`` and logits with and without batch-wise selection. Its generator script is kept outside the
-repository, next to the reference sources; the reference code itself is not needed here.
+``reduce_sim`` and logits with and without batch-wise selection. ``tools/parity/l2p_pytorch_fixture.py``
+regenerates it from a checkout of the reference (which is never part of this repository); the tests here need
+no reference code.
 """
 
 from __future__ import annotations

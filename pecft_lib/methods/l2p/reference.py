@@ -16,6 +16,17 @@ every task (``checkpoint/task<t>_checkpoint.pth``); ``model`` is its own timm-0.
 The query network ``original_model`` is not saved: it is the same pretrained ViT without prompts, so its
 weights are the frozen backbone's, with the 1 + P rows of the position table that are not prompt rows.
 
+Settings the weights do not show, assumed to be PT-L2P's defaults (other values give a model that loads but
+computes something else): ``head_type="prompt"``, ``embedding_key="cls"`` (the query is
+``original_model``'s final-norm [CLS]), ``use_prompt_mask=False``, a frozen backbone (``--freeze`` list), and
+the architecture's number of attention heads and image size (given by ``backbone=``).
+
+Batch-wise selection and ties: PT-L2P breaks tied vote counts with ``torch.topk``, whose order for equal
+values is unspecified (on CPU, ten ids with one vote each came out as ``[8, 6, 7, 5, 9]``);
+:class:`L2PModel` gives tied counts to the lower id (JAX ``lax.top_k``). Without ties the selected *sets*
+agree; their order may differ, which does not change the logits (every prompt position has the same
+position embedding and the head averages them).
+
 Key mapping (``i`` = block, ``d`` = width, ``N·L_p`` = prompt tokens):
 
 ==============================================  ===========================================================
