@@ -28,6 +28,7 @@ from .backbones import ViTBackbone, load_backbone
 from .backbones.checkpoints import create_paper_vit
 from .evaluation.resources import PeakMemory, count_trainable_parameters, hardware
 from .methods.inflora import InfLoRAConfig, InfLoRAModel, SubspaceMemory, design_down_projection
+from .methods.coda_prompt import CodaPromptConfig, CodaPromptModel
 from .methods.dualprompt import DualPromptConfig, DualPromptModel
 from .methods.l2p import L2PConfig, L2PModel
 from .methods.olora import OLoRAClassifier, OLoRAConfig, olora_penalties
@@ -103,8 +104,15 @@ def _dualprompt(backbone, per_experience: int, n_classes: int):
     return model, _with_aux_loss(model)
 
 
-METHODS: dict[str, Callable] = {"InfLoRA": _inflora, "O-LoRA": _olora, "L2P": _l2p, "DualPrompt": _dualprompt}
-PROMPT_METHODS = ("L2P", "DualPrompt")
+def _coda_prompt(backbone, per_experience: int, n_classes: int):
+    model = CodaPromptModel(backbone, n_classes, n_classes // per_experience, CodaPromptConfig())
+    _second_experience(model, per_experience)
+    return model, lambda logits, target: F.cross_entropy(logits, target)  # μ = 0: no auxiliary term
+
+
+METHODS: dict[str, Callable] = {"InfLoRA": _inflora, "O-LoRA": _olora, "L2P": _l2p, "DualPrompt": _dualprompt,
+                                "CODA-Prompt": _coda_prompt}
+PROMPT_METHODS = ("L2P", "DualPrompt", "CODA-Prompt")
 """Methods with a prompt-free query, measured with the query cache off and on."""
 GRAD_CLIP = {"L2P": 1.0, "DualPrompt": 1.0}
 """The reference recipes' global-norm gradient clipping, part of their step."""

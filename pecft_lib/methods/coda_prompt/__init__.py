@@ -14,6 +14,6 @@ from .strategy import build_coda_prompt, run_coda_prompt
 
 __all__ = [
     "CodaPromptConfig", "CodaPromptExperimentConfig", "CodaPromptModel", "CodaPromptOptimConfig",
-    "CodaPromptPresets", "build_coda_prompt", "component_weights", "orthogonality_penalty", "orthonormal_rows",
-    "run_coda_prompt",
+    "CodaPromptPresets", "build_coda_prompt", "component_weights", "orthogonality_penalty",
+    "orthonormal_rows", "run_coda_prompt",
 ]

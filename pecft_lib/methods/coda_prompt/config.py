@@ -79,6 +79,8 @@ class CodaPromptOptimConfig:
     eval_batch_size: int = 256
     cache_queries: bool = False
     """Reuse q(x) across epochs (:mod:`pecft_lib.methods.prompting.cache`); deterministic inputs only."""
+    drop_last: bool = True
+    """Skip the last, incomplete training batch of every epoch (the reference's ``DataLoader(drop_last=True)``)."""
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -91,6 +93,11 @@ class CodaPromptOptimConfig:
             raise ConfigError(f"weight_decay must be non-negative, got {self.weight_decay}")
         if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
             raise ConfigError(f"grad_clip_norm must be positive or null, got {self.grad_clip_norm}")
+
+    @property
+    def effective_lr(self) -> float:
+        """``lr`` itself: the reference does not scale it by the batch size (``PromptOptimConfig`` protocol)."""
+        return self.lr
 
 
 @dataclass

@@ -76,12 +76,14 @@ class ComponentGroups(nn.Module):
         self.attention = nn.ParameterList()
         self.prompts = nn.ParameterList()
 
-    def __len__(self) -> int:
+    @property
+    def n_groups(self) -> int:
         return len(self.keys)
 
     def add_group(self, count: int, prompt_length: int, width: int, device: torch.device) -> None:
         """Append ``count`` Gram–Schmidt rows to each of K, A and P (P flattened to ``[count, L_p·D]``)."""
-        for tensors, shape in ((self.keys, (width,)), (self.attention, (width,)), (self.prompts, (prompt_length, width))):
+        shapes = ((self.keys, (width,)), (self.attention, (width,)), (self.prompts, (prompt_length, width)))
+        for tensors, shape in shapes:
             rows = [parameter.detach().flatten(1) for parameter in tensors]
             existing = torch.cat(rows) if rows else torch.zeros(0, math.prod(shape), device=device)
             tensors.append(nn.Parameter(orthonormal_rows(existing, count).view(count, *shape)))
@@ -90,8 +92,8 @@ class ComponentGroups(nn.Module):
         """K ``[m, D]``, A ``[m, D]`` and P ``[m, L_p, D]`` of the first ``groups`` groups."""
         return tuple(torch.cat(list(tensors)[:groups]) for tensors in (self.keys, self.attention, self.prompts))
 
-    def set_trainable(self, group: int | None) -> None:
-        """Only group ``group`` is trainable (``None``: none is)."""
+    def set_trainable(self, group: int) -> None:
+        """Make group ``group`` the only trainable one."""
         for tensors in (self.keys, self.attention, self.prompts):
             for index, parameter in enumerate(tensors):
                 parameter.requires_grad_(index == group)
@@ -154,7 +156,7 @@ class CodaPromptModel(PromptClassifier):
         for groups in self.components.values():
             groups.add_group(self.per_task, self.config.prompt_length, self.backbone.embed_dim, device)
 
-    def _set_trainable(self, group: int | None) -> None:
+    def _set_trainable(self, group: int) -> None:
         for groups in self.components.values():
             groups.set_trainable(group)
 
@@ -167,7 +169,7 @@ class CodaPromptModel(PromptClassifier):
                                f"build it with the benchmark's number of experiences")
         super().begin_experience(classes)
         self.task += 1
-        if self.task >= len(next(iter(self.components.values()))):
+        if self.task >= next(iter(self.components.values())).n_groups:
             self._add_group()
         self._set_trainable(self.task)
 

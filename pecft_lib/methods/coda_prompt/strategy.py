@@ -12,31 +12,23 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Callable
 
-import torch
-
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
 from ...evaluation import RunRecord, run_strategy
 from ...repro import seed_everything
-from ..common import loop_arguments, reference_cosine_lr
-from ..prompting import PromptStrategy
+from ..common import reference_cosine_lr
+from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import CodaPromptExperimentConfig, CodaPromptOptimConfig
 from .model import CodaPromptModel
 
 
 def build_coda_prompt(model: CodaPromptModel, optim: CodaPromptOptimConfig, n_experiences: int,
                       plugins: tuple = ()) -> PromptStrategy:
-    """The strategy with the reference's optimizer and schedule and the accuracy-matrix evaluator."""
-    return PromptStrategy(
-        model=model,
-        optimizer_factory=lambda params: torch.optim.Adam(params, lr=optim.lr, betas=(0.9, 0.999),
-                                                          weight_decay=optim.weight_decay),
-        lr_schedule=reference_cosine_lr if optim.schedule == "cosine" else None,
-        grad_clip_norm=optim.grad_clip_norm,
-        cache_queries=optim.cache_queries,
-        **loop_arguments(optim, n_experiences),
-        plugins=list(plugins),
-    )
+    """The strategy with the reference's optimizer, schedule and loader (``drop_last``, as ``trainer.py``) and
+    the accuracy-matrix evaluator."""
+    return build_prompt_strategy(model, optim, n_experiences, plugins,
+                                 lr_schedule=reference_cosine_lr if optim.schedule == "cosine" else None,
+                                 drop_last=optim.drop_last)
 
 
 def run_coda_prompt(

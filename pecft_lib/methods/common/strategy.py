@@ -59,8 +59,8 @@ def loop_arguments(loop: LoopConfig, n_experiences: int, device_key: str = "opti
 
 
 def reference_cosine_lr(epoch: int, epochs: int) -> float:
-    """InfLoRA's per-epoch factor ``cos(99 π e / (200 (K - 1)))`` (``lora.md`` §2.3): 1 at the first epoch,
-    0.0157 at the last of 20; the learning rate never reaches zero."""
+    """InfLoRA's and CODA-Prompt's per-epoch factor ``cos(99 π e / (200 (K - 1)))`` (``lora.md`` §2.3,
+    ``prompts.md`` §4.3): 1 at the first epoch, 0.0157 at the last of 20; the rate never reaches zero."""
     return 1.0 if epochs <= 1 else math.cos(99 * math.pi * epoch / (200 * (epochs - 1)))
 
 

@@ -29,6 +29,7 @@ class PromptStrategy(ContinualPEFTStrategy):
         optimizer_factory: builds the optimizer of one experience from its trainable parameters.
         grad_clip_norm: maximum global gradient norm (``None`` = no clipping).
         cache_queries: reuse q(x) of a training sample across epochs (deterministic inputs only).
+        drop_last: drop the last, incomplete training batch of an epoch (CODA-Prompt's training loader).
         **kwargs: :class:`~pecft_lib.methods.common.ContinualPEFTStrategy` arguments.
     """
 
@@ -39,6 +40,7 @@ class PromptStrategy(ContinualPEFTStrategy):
         optimizer_factory: OptimizerFactory,
         grad_clip_norm: float | None = None,
         cache_queries: bool = False,
+        drop_last: bool = False,
         **kwargs: Any,
     ):
         if not isinstance(model, PromptClassifier):
@@ -48,6 +50,7 @@ class PromptStrategy(ContinualPEFTStrategy):
         super().__init__(model=model, optimizer_factory=optimizer_factory, **kwargs)
         self.grad_clip_norm = grad_clip_norm
         self.cache_queries = cache_queries
+        self.drop_last = drop_last
         self.query_cache = QueryCache()
 
     @property
@@ -64,6 +67,9 @@ class PromptStrategy(ContinualPEFTStrategy):
         if self.cache_queries:
             self.query_cache.clear()
             self.adapted_dataset = with_sample_index(self.adapted_dataset)
+
+    def make_train_dataloader(self, **kwargs: Any) -> None:
+        super().make_train_dataloader(**{**kwargs, "drop_last": self.drop_last})
 
     def forward(self) -> torch.Tensor:
         query = None
@@ -99,10 +105,11 @@ def build_prompt_strategy(
     n_experiences: int,
     plugins: Sequence[Any] = (),
     lr_schedule: LRSchedule | None = None,
+    drop_last: bool = False,
 ) -> PromptStrategy:
     """The references' recipe: a fresh Adam(0.9, 0.999) per experience at ``optim.effective_lr`` (optionally
-    scaled per epoch by ``lr_schedule``), global-norm clipping, the query cache as configured, and the
-    accuracy-matrix evaluator."""
+    scaled per epoch by ``lr_schedule``), global-norm clipping, the query cache as configured, optionally a
+    training loader that drops the last incomplete batch, and the accuracy-matrix evaluator."""
     lr = optim.effective_lr
     return PromptStrategy(
         model=model,
@@ -111,6 +118,7 @@ def build_prompt_strategy(
         lr_schedule=lr_schedule,
         grad_clip_norm=optim.grad_clip_norm,
         cache_queries=optim.cache_queries,
+        drop_last=drop_last,
         **loop_arguments(optim, n_experiences),
         plugins=list(plugins),
     )
