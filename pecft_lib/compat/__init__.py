@@ -23,7 +23,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from ..errors import UnknownNameError
-from .state_dict import check_state_dict, unwrap_state_dict
+from .state_dict import check_state_dict, rename_fusing_qkv, unwrap_state_dict
 
 REFERENCE_LOADERS: dict[str, dict[str, str]] = {
     "inflora": {"inflora": "pecft_lib.methods.inflora.reference:from_reference_state_dict"},
@@ -60,4 +60,4 @@ def from_reference(method: str, state_dict: Mapping[str, Any], source: str, **co
     return loader(unwrap_state_dict(state_dict), **config)
 
 
-__all__ = ["REFERENCE_LOADERS", "check_state_dict", "from_reference", "unwrap_state_dict"]
+__all__ = ["REFERENCE_LOADERS", "check_state_dict", "from_reference", "rename_fusing_qkv", "unwrap_state_dict"]

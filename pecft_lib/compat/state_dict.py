@@ -1,8 +1,9 @@
-"""Reading state dicts written by other code bases: unwrapping them and checking their keys strictly."""
+"""Reading state dicts written by other code bases: unwrapping them, checking their keys strictly, and writing
+ours under their names."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
@@ -71,3 +72,22 @@ def check_state_dict(
 def _listing(keys: list[str]) -> str:
     shown = ", ".join(keys[:SHOWN_KEYS])
     return f"{shown}{' …' if len(keys) > SHOWN_KEYS else ''} ({len(keys)})"
+
+
+def rename_fusing_qkv(
+    tensors: Iterable[tuple[str, torch.Tensor]], reference_name: Callable[[str], tuple[str, int | None]]
+) -> dict[str, torch.Tensor]:
+    """Our tensors under a reference's names, with our split q/k/v projections fused back into its ``qkv``.
+
+    ``reference_name(key)`` gives the reference's name of our tensor ``key`` and, for a q, k or v projection,
+    its third (0, 1, 2) of the fused tensor; the three thirds are concatenated in that order.
+    """
+    state, thirds = {}, {}
+    for key, tensor in tensors:
+        name, third = reference_name(key)
+        if third is None:
+            state[name] = tensor
+        else:
+            thirds.setdefault(name, {})[third] = tensor
+    state.update({name: torch.cat([parts[index] for index in range(3)]) for name, parts in thirds.items()})
+    return state

@@ -36,7 +36,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from ...backbones import ViTBackbone, create_paper_vit
-from ...compat.state_dict import check_state_dict
+from ...compat.state_dict import check_state_dict, rename_fusing_qkv
 from ...errors import CheckpointMismatchError, ConfigError
 from .config import DualPromptConfig
 from .model import DualPromptModel
@@ -69,21 +69,16 @@ def to_reference_state_dict(model: DualPromptModel) -> dict[str, torch.Tensor]:
     Without G-layers there is no ``g_prompt`` (the reference then has ``g_prompt = None``).
     """
     heads = model.backbone.num_heads
-    state, thirds = {}, {}
+    tensors = []
     for key, tensor in model.state_dict().items():
-        if key == "g_prompt" and not model.config.g_layers:
-            continue
-        name, third = reference_name(key)
-        if third is not None:
-            thirds.setdefault(name, {})[third] = tensor
-            continue
         if key == "g_prompt":
+            if not model.config.g_layers:
+                continue
             tensor = tensor.unflatten(-1, (heads, -1))
         elif key == "e_prompts":
             tensor = tensor.permute(1, 2, 0, 3, 4).unflatten(-1, (heads, -1))
-        state[name] = tensor
-    state.update({name: torch.cat([parts[index] for index in range(3)]) for name, parts in thirds.items()})
-    return state
+        tensors.append((key, tensor))
+    return rename_fusing_qkv(tensors, reference_name)
 
 
 def from_reference_state_dict(

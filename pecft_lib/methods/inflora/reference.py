@@ -41,7 +41,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from ...backbones import ViTBackbone, create_paper_vit
-from ...compat.state_dict import check_state_dict
+from ...compat.state_dict import check_state_dict, rename_fusing_qkv
 from ...errors import CheckpointMismatchError, ConfigError
 from .config import InfLoRAConfig
 from .model import InfLoRAModel
@@ -137,17 +137,9 @@ def to_reference_state_dict(model: InfLoRAModel) -> dict[str, torch.Tensor]:
     It holds the model's ``n_tasks`` tasks only, so the reference's ``SiNet`` (which pre-allocates
     ``total_sessions`` tasks and has the keys of :data:`IGNORED_PREFIXES`) loads it with ``strict=False``.
     """
-    state, thirds = {}, {}
-    for key, tensor in model.state_dict().items():
-        if not isinstance(tensor, torch.Tensor):  # the heads' class lists (extra state)
-            continue
-        name, third = reference_name(key)
-        if third is None:
-            state[name] = tensor
-        else:
-            thirds.setdefault(name, {})[third] = tensor
-    state.update({name: torch.cat([parts[index] for index in range(3)]) for name, parts in thirds.items()})
-    return state
+    # the heads' class lists are extra state, not tensors
+    tensors = ((key, tensor) for key, tensor in model.state_dict().items() if isinstance(tensor, torch.Tensor))
+    return rename_fusing_qkv(tensors, reference_name)
 
 
 def from_reference_state_dict(

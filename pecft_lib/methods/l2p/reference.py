@@ -56,7 +56,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from ...backbones import ViTBackbone, create_paper_vit
-from ...compat.state_dict import check_state_dict
+from ...compat.state_dict import check_state_dict, rename_fusing_qkv
 from ...errors import CheckpointMismatchError, ConfigError
 from .config import L2PConfig
 from .model import L2PModel
@@ -152,14 +152,7 @@ def to_reference_state_dict(model: L2PModel) -> dict[str, torch.Tensor]:
     if config.position_embedding != "cls_copy":
         raise ConfigError("PyTorch-L2P gives the prompts the [CLS] position embedding; a model with "
                           f"position_embedding={config.position_embedding!r} has no PyTorch-L2P state dict")
-    state, thirds = {}, {}
-    for key, tensor in model.state_dict().items():
-        name, third = reference_name(key)
-        if third is None:
-            state[name] = tensor
-        else:
-            thirds.setdefault(name, {})[third] = tensor
-    state.update({name: torch.cat([parts[index] for index in range(3)]) for name, parts in thirds.items()})
+    state = rename_fusing_qkv(model.state_dict().items(), reference_name)
     table = state[POS_EMBED]
     prompt_rows = table[:, :1].expand(-1, config.top_k * config.prompt_length, -1)
     state[POS_EMBED] = torch.cat([table[:, :1], prompt_rows, table[:, 1:]], dim=1)
