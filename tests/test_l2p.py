@@ -213,6 +213,7 @@ def test_config_errors():
 def test_presets_load_and_the_paper_recipe():
     quick = load_config("l2p", L2PPresets, "quick")
     assert quick.experiments["vision"].optim.cache_queries  # fixed tensors, no augmentation
+    assert quick.experiments["text"].method.position_embedding == "none"  # MiniLM has no [CLS] position to copy
     paper = load_config("l2p", L2PPresets, "paper").experiments["cifar100"]
     assert paper.backbone == "vit_base_patch16_224.orig_in21k"
     assert (paper.method.pool_size, paper.method.prompt_length, paper.method.top_k) == (10, 5, 5)

@@ -113,6 +113,6 @@ class L2PExperimentConfig:
 
 @dataclass
 class L2PPresets:
-    """``configs/l2p.yaml``: per profile, named experiments (quick: ``vision``; paper: ``cifar100``)."""
+    """``configs/l2p.yaml``: per profile, named experiments (quick: ``vision``, ``text``; paper: ``cifar100``)."""
 
     experiments: dict[str, L2PExperimentConfig]
