@@ -46,3 +46,8 @@ class CheckpointNotFoundError(PecftError, FileNotFoundError):
 
 class CheckpointMismatchError(PecftError, ValueError):
     """A weights file does not fit the architecture it was given for."""
+
+
+class CheckpointError(PecftError):
+    """A run checkpoint (``pecft_lib.training``) is missing, unreadable, or belongs to a different run; not
+    to be confused with :class:`CheckpointNotFoundError`, which is about pretrained weights."""

@@ -22,7 +22,7 @@ from .accuracy_matrix import AccuracyMatrix
 from .record import RunRecord
 from .resources import PeakMemory, count_trainable_parameters, hardware, package_versions
 
-__all__ = ["make_evaluator", "run_strategy"]
+__all__ = ["accuracy_matrix_metric", "make_evaluator", "run_strategy", "without_avalanche_deprecations"]
 
 
 def make_evaluator(n_experiences: int, loggers: Sequence[Any] = ()) -> EvaluationPlugin:
@@ -33,7 +33,7 @@ def make_evaluator(n_experiences: int, loggers: Sequence[Any] = ()) -> Evaluatio
 
 
 @contextmanager
-def _without_avalanche_deprecations():
+def without_avalanche_deprecations():
     """Drop the DeprecationWarnings Avalanche 0.6 raises against its own API (its replay buffer calls a
     deprecated method on every experience) and re-emit every other warning.
 
@@ -49,7 +49,7 @@ def _without_avalanche_deprecations():
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-def _accuracy_matrix_metric(strategy) -> AccuracyMatrix:
+def accuracy_matrix_metric(strategy) -> AccuracyMatrix:
     for metric in getattr(strategy.evaluator, "metrics", []):
         if isinstance(metric, AccuracyMatrix):
             return metric
@@ -82,7 +82,7 @@ def run_strategy(
         save_to: if given, the record is (atomically) written there after every experience, with
             ``status="running"`` until the last one, so an interrupted run keeps its results.
     """
-    metric = _accuracy_matrix_metric(strategy)
+    metric = accuracy_matrix_metric(strategy)
     metric.reset()
     joint = isinstance(strategy, JointTraining)
     stages: list[Any] = [benchmark.train_stream] if joint else list(benchmark.train_stream)
@@ -94,7 +94,7 @@ def run_strategy(
     environment = {"versions": package_versions(), "hardware": hardware()}  # read once per run
     record = None
     for stage, training_data in enumerate(tqdm(stages, desc=name, unit="exp")):
-        with PeakMemory(device) as memory, _without_avalanche_deprecations():
+        with PeakMemory(device) as memory, without_avalanche_deprecations():
             start = time.perf_counter()
             strategy.train(training_data)
             timings["train_seconds"].append(time.perf_counter() - start)

@@ -40,6 +40,13 @@ class QueryCache:
     def clear(self) -> None:
         self._features.clear()
 
+    def state_dict(self) -> dict[int, torch.Tensor]:
+        """The cached queries by sample index (for checkpoints: a recomputed query may differ in the last bits)."""
+        return dict(self._features)
+
+    def load_state_dict(self, state: dict[int, torch.Tensor]) -> None:
+        self._features = dict(state)
+
     def lookup(
         self, indices: torch.Tensor, inputs: torch.Tensor, query: Callable[[torch.Tensor], torch.Tensor]
     ) -> torch.Tensor:
