@@ -79,10 +79,13 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
 
 def load_config(name: str, cls: type[T], profile: str | None = None, overrides: dict[str, Any] | None = None) -> T:
     """Read section ``profile`` (default: :func:`~pecft_lib.repro.current_profile`) of
-    ``configs/<name>.yaml``, apply ``overrides`` (dotted keys, e.g. ``{"train.epochs": 1}``) and validate it
-    as ``cls``."""
-    path = CONFIG_DIR / f"{name}.yaml"
+    ``configs/<name>.yaml`` (or of the YAML file ``name`` when it ends with ``.yaml``), apply ``overrides``
+    (dotted keys, e.g. ``{"train.epochs": 1}``) and validate it as ``cls``."""
+    is_file = name.endswith((".yaml", ".yml"))
+    path = Path(name) if is_file else CONFIG_DIR / f"{name}.yaml"
     if not path.is_file():
+        if is_file:
+            raise ConfigError(f"config file {path} does not exist")
         raise UnknownNameError("config", name, available_configs())
     profile = profile or current_profile()
     sections = yaml.safe_load(path.read_text())
@@ -92,7 +95,10 @@ def load_config(name: str, cls: type[T], profile: str | None = None, overrides: 
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for depth, key in enumerate(parents):
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"cannot set {dotted}: {'.'.join(parents[:depth + 1])} is a "
+                                  f"{type(node).__name__}, not a mapping")
         node[leaf] = value
-    return from_dict(cls, data, f"{name}.yaml[{profile}]")
+    return from_dict(cls, data, f"{path.name}[{profile}]")

@@ -7,9 +7,10 @@ from .classic import (
     TrainConfig,
     build_classic_strategy,
     make_mlp,
+    prepare_classic,
     run_classic,
 )
-from .sequential import BASELINE_KINDS, BaselineConfig, run_baseline
+from .sequential import BASELINE_KINDS, BaselineConfig, prepare_baseline, run_baseline
 
 __all__ = [
     "BASELINE_KINDS",
@@ -20,6 +21,8 @@ __all__ = [
     "TrainConfig",
     "build_classic_strategy",
     "make_mlp",
+    "prepare_baseline",
+    "prepare_classic",
     "run_baseline",
     "run_classic",
 ]

@@ -84,10 +84,18 @@ def build_classic_strategy(
     )
 
 
-def run_classic(name: str, benchmark: ContinualBenchmark, cfg: ClassicConfig, seed: int = 0) -> RunRecord:
-    """Seed, build a fresh network and strategy ``name``, run it over ``benchmark`` and return the record."""
+def prepare_classic(
+    name: str, benchmark: ContinualBenchmark, cfg: ClassicConfig, seed: int = 0
+) -> tuple[Any, ContinualBenchmark, dict[str, Any]]:
+    """Everything :func:`run_classic` runs, built but not run: strategy ``name`` on a freshly seeded network,
+    the benchmark and the configuration stored in the record."""
     seed_everything(seed)
     model = make_mlp(cfg.model, benchmark.n_classes)
     strategy = build_classic_strategy(name, model, cfg, benchmark.n_experiences)
-    config = {"strategy": name, "seed": seed, **asdict(cfg)}
+    return strategy, benchmark, {"strategy": name, "seed": seed, **asdict(cfg)}
+
+
+def run_classic(name: str, benchmark: ContinualBenchmark, cfg: ClassicConfig, seed: int = 0) -> RunRecord:
+    """Seed, build a fresh network and strategy ``name``, run it over ``benchmark`` and return the record."""
+    strategy, benchmark, config = prepare_classic(name, benchmark, cfg, seed)
     return run_strategy(strategy, benchmark, name=name, config=config)

@@ -12,7 +12,7 @@ with the references' training-time class mask for the sequential runs, and one l
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from avalanche.training import JointTraining, Naive
@@ -48,7 +48,7 @@ class BaselineConfig:
             raise ConfigError(f"baselines train lora, full or linear_probe, got {self.tuning.method!r}")
 
 
-def run_baseline(
+def prepare_baseline(
     cfg: BaselineConfig,
     benchmark: ContinualBenchmark,
     *,
@@ -56,8 +56,9 @@ def run_baseline(
     backbone: str | None = None,
     backbone_factory: Callable[[], Backbone] | None = None,
     seed: int = 0,
-) -> RunRecord:
-    """Seed, build a fresh :class:`PEFTClassifier` and run the baseline over ``benchmark``."""
+) -> tuple[Naive | JointTraining, ContinualBenchmark, dict[str, Any]]:
+    """Everything :func:`run_baseline` runs, built but not run: the strategy on a freshly seeded
+    :class:`PEFTClassifier`, the benchmark and the configuration stored in the record."""
     if (backbone is None) == (backbone_factory is None):
         raise ValueError("give exactly one of backbone (a name) or backbone_factory")
     seed_everything(seed)
@@ -73,4 +74,19 @@ def run_baseline(
         plugins=[] if joint else [TrainClassMaskPlugin()],
     )
     config = {"method": name, "seed": seed, "backbone": backbone or "custom", **asdict(cfg)}
-    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=not joint)
+    return strategy, benchmark, config
+
+
+def run_baseline(
+    cfg: BaselineConfig,
+    benchmark: ContinualBenchmark,
+    *,
+    name: str,
+    backbone: str | None = None,
+    backbone_factory: Callable[[], Backbone] | None = None,
+    seed: int = 0,
+) -> RunRecord:
+    """Seed, build a fresh :class:`PEFTClassifier` and run the baseline over ``benchmark``."""
+    strategy, benchmark, config = prepare_baseline(cfg, benchmark, name=name, backbone=backbone,
+                                                   backbone_factory=backbone_factory, seed=seed)
+    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.kind != "joint")

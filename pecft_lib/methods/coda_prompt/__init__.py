@@ -10,10 +10,10 @@ with :func:`pecft_lib.methods.coda_prompt.reference.from_reference_state_dict`.
 
 from .config import CodaPromptConfig, CodaPromptExperimentConfig, CodaPromptOptimConfig, CodaPromptPresets
 from .model import CodaPromptModel, component_weights, orthogonality_penalty, orthonormal_rows
-from .strategy import build_coda_prompt, run_coda_prompt
+from .strategy import build_coda_prompt, prepare_coda_prompt, run_coda_prompt
 
 __all__ = [
     "CodaPromptConfig", "CodaPromptExperimentConfig", "CodaPromptModel", "CodaPromptOptimConfig",
     "CodaPromptPresets", "build_coda_prompt", "component_weights", "orthogonality_penalty",
-    "orthonormal_rows", "run_coda_prompt",
+    "orthonormal_rows", "prepare_coda_prompt", "run_coda_prompt",
 ]

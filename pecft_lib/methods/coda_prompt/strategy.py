@@ -10,7 +10,7 @@ orthogonality penalty; no gradient clipping. Evaluation: argmax over the seen cl
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Callable
+from typing import Any, Callable
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
@@ -31,6 +31,24 @@ def build_coda_prompt(model: CodaPromptModel, optim: CodaPromptOptimConfig, n_ex
                                  drop_last=optim.drop_last)
 
 
+def prepare_coda_prompt(
+    cfg: CodaPromptExperimentConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+) -> tuple[PromptStrategy, ContinualBenchmark, dict[str, Any]]:
+    """Everything :func:`run_coda_prompt` runs, built but not run: the strategy on a freshly seeded model, the
+    benchmark and the configuration stored in the record."""
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
+    model = CodaPromptModel(backbone, benchmark.n_classes, benchmark.n_experiences, cfg.method)
+    strategy = build_coda_prompt(model, cfg.optim, benchmark.n_experiences)
+    config = {"method": "coda_prompt", "seed": seed, "backbone": cfg.backbone, "coda_prompt": asdict(cfg.method),
+              "optim": asdict(cfg.optim)}
+    return strategy, benchmark, config
+
+
 def run_coda_prompt(
     cfg: CodaPromptExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
@@ -40,13 +58,7 @@ def run_coda_prompt(
 ) -> tuple[RunRecord, PromptStrategy]:
     """Seed, build the model on a fresh backbone (one component group per experience of ``benchmark``), run
     CODA-Prompt and return the record and the trained strategy (its ``model`` is a :class:`CodaPromptModel`)."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
-    seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = CodaPromptModel(backbone, benchmark.n_classes, benchmark.n_experiences, cfg.method)
-    strategy = build_coda_prompt(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "coda_prompt", "seed": seed, "backbone": cfg.backbone, "coda_prompt": asdict(cfg.method),
-              "optim": asdict(cfg.optim)}
+    strategy, benchmark, config = prepare_coda_prompt(cfg, benchmark, seed, backbone_factory)
     # no evaluation before training: an untrained head says nothing about forward transfer
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
     return record, strategy

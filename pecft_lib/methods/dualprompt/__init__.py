@@ -15,9 +15,9 @@ from .config import (
     DualPromptPresets,
 )
 from .model import DualPromptModel
-from .strategy import build_dualprompt, run_dualprompt
+from .strategy import build_dualprompt, prepare_dualprompt, run_dualprompt
 
 __all__ = [
     "DualPromptConfig", "DualPromptExperimentConfig", "DualPromptModel", "DualPromptOptimConfig",
-    "DualPromptPresets", "build_dualprompt", "run_dualprompt",
+    "DualPromptPresets", "build_dualprompt", "prepare_dualprompt", "run_dualprompt",
 ]

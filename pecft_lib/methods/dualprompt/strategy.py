@@ -11,7 +11,7 @@ bit-identical. Evaluation is an argmax over all classes of the benchmark (JAX/Py
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Callable
+from typing import Any, Callable
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
@@ -36,6 +36,24 @@ def build_dualprompt(model: DualPromptModel, optim: DualPromptOptimConfig, n_exp
     return build_prompt_strategy(model, optim, n_experiences, plugins)
 
 
+def prepare_dualprompt(
+    cfg: DualPromptExperimentConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+) -> tuple[PromptStrategy, ContinualBenchmark, dict[str, Any]]:
+    """Everything :func:`run_dualprompt` runs, built but not run: the strategy on a freshly seeded model, the
+    benchmark and the configuration stored in the record."""
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
+    model = DualPromptModel(backbone, benchmark.n_classes, cfg.method)
+    strategy = build_dualprompt(model, cfg.optim, benchmark.n_experiences)
+    config = {"method": "dualprompt", "seed": seed, "backbone": cfg.backbone, "dualprompt": asdict(cfg.method),
+              "optim": {**asdict(cfg.optim), "effective_lr": cfg.optim.effective_lr}}
+    return strategy, benchmark, config
+
+
 def run_dualprompt(
     cfg: DualPromptExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
@@ -45,13 +63,7 @@ def run_dualprompt(
 ) -> tuple[RunRecord, PromptStrategy]:
     """Seed, build the model on a fresh backbone, run DualPrompt over ``benchmark`` and return the record and
     the trained strategy (its ``model`` answers :meth:`DualPromptModel.prompt_ids`)."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
-    seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = DualPromptModel(backbone, benchmark.n_classes, cfg.method)
-    strategy = build_dualprompt(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "dualprompt", "seed": seed, "backbone": cfg.backbone, "dualprompt": asdict(cfg.method),
-              "optim": {**asdict(cfg.optim), "effective_lr": cfg.optim.effective_lr}}
+    strategy, benchmark, config = prepare_dualprompt(cfg, benchmark, seed, backbone_factory)
     # no evaluation before training: an untrained head says nothing about forward transfer
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
     return record, strategy

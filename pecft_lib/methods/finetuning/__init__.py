@@ -2,9 +2,9 @@
 
 from .config import TUNING_METHODS, OptimConfig, PeftPrimerConfig, SingleTaskConfig, TuningConfig
 from .model import PEFTClassifier
-from .strategy import build_tuning_strategy, run_single_task
+from .strategy import build_tuning_strategy, prepare_single_task, run_single_task
 
 __all__ = [
     "OptimConfig", "PEFTClassifier", "PeftPrimerConfig", "SingleTaskConfig", "TUNING_METHODS", "TuningConfig",
-    "build_tuning_strategy", "run_single_task",
+    "build_tuning_strategy", "prepare_single_task", "run_single_task",
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from avalanche.training import Naive
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
+from ...errors import UnknownNameError
 from ...evaluation import RunRecord, run_strategy
 from ...repro import seed_everything
 from ..common import loop_arguments
@@ -28,6 +29,27 @@ def build_tuning_strategy(model: PEFTClassifier, optim: OptimConfig) -> Naive:
     )
 
 
+def prepare_single_task(
+    cfg: SingleTaskConfig,
+    method: str,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+) -> tuple[Naive, ContinualBenchmark, dict[str, Any]]:
+    """One run of :func:`run_single_task` built but not run: the strategy of ``cfg.methods[method]`` on a freshly
+    seeded copy of the backbone, the benchmark and the configuration stored in the record."""
+    if method not in cfg.methods:
+        raise UnknownNameError("method of this single-task config", method, cfg.methods)
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    factory = backbone_factory or (lambda: load_backbone(cfg.backbone))
+    tuning = cfg.methods[method]
+    seed_everything(seed)
+    model = PEFTClassifier(factory(), benchmark.n_classes, tuning)
+    strategy = build_tuning_strategy(model, cfg.optim)
+    config = {"backbone": cfg.backbone, "seed": seed, "tuning": asdict(tuning), "optim": asdict(cfg.optim)}
+    return strategy, benchmark, config
+
+
 def run_single_task(
     cfg: SingleTaskConfig,
     benchmark: ContinualBenchmark | None = None,
@@ -41,15 +63,11 @@ def run_single_task(
     change it.
     """
     benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
-    factory = backbone_factory or (lambda: load_backbone(cfg.backbone))
     records = []
-    for name, tuning in cfg.methods.items():
-        seed_everything(seed)
-        model = PEFTClassifier(factory(), benchmark.n_classes, tuning)
-        strategy = build_tuning_strategy(model, cfg.optim)
-        config = {"backbone": cfg.backbone, "seed": seed, "tuning": asdict(tuning), "optim": asdict(cfg.optim)}
+    for name in cfg.methods:
+        strategy, benchmark, config = prepare_single_task(cfg, name, benchmark, seed, backbone_factory)
         records.append(run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False))
     return records
 
 
-__all__ = ["TuningConfig", "build_tuning_strategy", "run_single_task"]
+__all__ = ["TuningConfig", "build_tuning_strategy", "prepare_single_task", "run_single_task"]

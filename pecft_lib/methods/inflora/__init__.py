@@ -11,12 +11,12 @@ from .analysis import branch_interference
 from .config import InfLoRAConfig, InfLoRAExperimentConfig, InfLoRAOptimConfig, InfLoRAPresets
 from .layers import InfLoRALinear
 from .model import InfLoRAModel
-from .strategy import InfLoRA, build_inflora, make_optimizer_factory, run_inflora
+from .strategy import InfLoRA, build_inflora, make_optimizer_factory, prepare_inflora, run_inflora
 from .subspace import SubspaceMemory, design_down_projection, threshold_at
 
 __all__ = [
     "InfLoRA", "InfLoRAConfig", "InfLoRAExperimentConfig", "InfLoRALinear", "InfLoRAModel", "InfLoRAOptimConfig",
     "InfLoRAPresets",
-    "SubspaceMemory", "branch_interference", "build_inflora", "design_down_projection", "make_optimizer_factory", "run_inflora",
+    "SubspaceMemory", "branch_interference", "build_inflora", "design_down_projection", "make_optimizer_factory", "prepare_inflora", "run_inflora",
     "threshold_at",
 ]

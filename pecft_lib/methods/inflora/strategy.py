@@ -125,6 +125,24 @@ def build_inflora(
     )
 
 
+def prepare_inflora(
+    cfg: InfLoRAExperimentConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+) -> tuple[InfLoRA, ContinualBenchmark, dict[str, Any]]:
+    """Everything :func:`run_inflora` runs, built but not run: the strategy on a freshly seeded model, the
+    benchmark and the configuration stored in the record."""
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
+    model = InfLoRAModel(backbone, benchmark.n_classes, cfg.method)
+    strategy = build_inflora(model, cfg.optim, benchmark.n_experiences)
+    config = {"method": "inflora", "seed": seed, "backbone": cfg.backbone,
+              "inflora": asdict(cfg.method), "optim": asdict(cfg.optim)}
+    return strategy, benchmark, config
+
+
 def run_inflora(
     cfg: InfLoRAExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
@@ -134,13 +152,7 @@ def run_inflora(
 ) -> tuple[RunRecord, InfLoRA]:
     """Seed, build the model on a fresh backbone, run InfLoRA over ``benchmark`` and return the record and
     the trained strategy (its ``model``, ``memories`` and ``history``)."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
-    seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = InfLoRAModel(backbone, benchmark.n_classes, cfg.method)
-    strategy = build_inflora(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "inflora", "seed": seed, "backbone": cfg.backbone,
-              "inflora": asdict(cfg.method), "optim": asdict(cfg.optim)}
+    strategy, benchmark, config = prepare_inflora(cfg, benchmark, seed, backbone_factory)
     # no evaluation before training: the untrained model has no head, so there is no forward transfer to measure
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False,
                           extra=lambda: {"subspace": list(strategy.history)})

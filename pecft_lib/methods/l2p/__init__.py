@@ -8,9 +8,9 @@ shared skeleton :mod:`pecft_lib.methods.prompting`; see ``reference/prompts.md``
 
 from .config import L2PConfig, L2PExperimentConfig, L2POptimConfig, L2PPresets
 from .model import L2PModel, l2_normalize, majority_vote, top_ids
-from .strategy import build_l2p, run_l2p
+from .strategy import build_l2p, prepare_l2p, run_l2p
 
 __all__ = [
     "L2PConfig", "L2PExperimentConfig", "L2PModel", "L2POptimConfig", "L2PPresets", "build_l2p", "l2_normalize",
-    "majority_vote", "run_l2p", "top_ids",
+    "majority_vote", "prepare_l2p", "run_l2p", "top_ids",
 ]

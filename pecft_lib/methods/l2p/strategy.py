@@ -8,7 +8,7 @@ key pull; evaluation is an argmax over all classes of the benchmark (JAX/PyTorch
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Callable
+from typing import Any, Callable
 
 from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
@@ -24,6 +24,24 @@ def build_l2p(model: L2PModel, optim: L2POptimConfig, n_experiences: int, plugin
     return build_prompt_strategy(model, optim, n_experiences, plugins)
 
 
+def prepare_l2p(
+    cfg: L2PExperimentConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int = 0,
+    backbone_factory: Callable[[], Backbone] | None = None,
+) -> tuple[PromptStrategy, ContinualBenchmark, dict[str, Any]]:
+    """Everything :func:`run_l2p` runs, built but not run: the strategy on a freshly seeded model, the benchmark
+    and the configuration stored in the record."""
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
+    model = L2PModel(backbone, benchmark.n_classes, cfg.method)
+    strategy = build_l2p(model, cfg.optim, benchmark.n_experiences)
+    config = {"method": "l2p", "seed": seed, "backbone": cfg.backbone, "l2p": asdict(cfg.method),
+              "optim": {**asdict(cfg.optim), "effective_lr": cfg.optim.effective_lr}}
+    return strategy, benchmark, config
+
+
 def run_l2p(
     cfg: L2PExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
@@ -33,13 +51,7 @@ def run_l2p(
 ) -> tuple[RunRecord, PromptStrategy]:
     """Seed, build the model on a fresh backbone, run L2P over ``benchmark`` and return the record and the
     trained strategy (its ``model`` answers :meth:`L2PModel.prompt_ids`)."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
-    seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = L2PModel(backbone, benchmark.n_classes, cfg.method)
-    strategy = build_l2p(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "l2p", "seed": seed, "backbone": cfg.backbone, "l2p": asdict(cfg.method),
-              "optim": {**asdict(cfg.optim), "effective_lr": cfg.optim.effective_lr}}
+    strategy, benchmark, config = prepare_l2p(cfg, benchmark, seed, backbone_factory)
     # no evaluation before training: an untrained head says nothing about forward transfer
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
     return record, strategy

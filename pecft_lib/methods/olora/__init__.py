@@ -23,12 +23,13 @@ from .generative import (
 )
 from .loss import PenaltyRecord, l2_loss, olora_penalties, orthogonality_loss
 from .model import OLoRAClassifier
-from .strategy import OLoRA, build_olora_strategy, run_olora
+from .strategy import OLoRA, build_olora_strategy, prepare_olora, run_olora
 
 __all__ = [
     "ModuleFactors", "OLoRA", "OLoRAClassifier", "OLoRAClassifierConfig", "OLoRAConfig", "OLoRAExperiments",
     "OLoRAGenerativeConfig", "OLoRASeq2Seq", "ORTHOGONALITY_FORMS", "OptimConfig", "PenaltyRecord", "adapter_name",
     "add_task_adapter", "build_olora_strategy", "down_overlap", "encode_examples", "exact_match", "inclora", "l2_loss",
-    "load_t5_tokenizer", "lora_layers", "normalize_answer", "olora_penalties", "orthogonality_loss", "run_olora",
+    "load_t5_tokenizer", "lora_layers", "normalize_answer", "olora_penalties", "orthogonality_loss", "prepare_olora",
+    "run_olora",
     "run_olora_generative", "target_modules", "task_factors",
 ]

@@ -81,6 +81,24 @@ def build_olora_strategy(model: OLoRAClassifier, cfg: OLoRAClassifierConfig,
     )
 
 
+def prepare_olora(
+    cfg: OLoRAClassifierConfig,
+    benchmark: ContinualBenchmark | None = None,
+    seed: int | None = None,
+    backbone_factory: Callable[[], Backbone] | None = None,
+    penalty_log: list[PenaltyRecord] | None = None,
+) -> tuple[OLoRA, ContinualBenchmark, dict[str, Any]]:
+    """Everything :func:`run_olora` runs, built but not run: the strategy on a freshly seeded model, the
+    benchmark and the configuration stored in the record."""
+    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    seed = cfg.seed if seed is None else seed
+    seed_everything(seed)
+    backbone = backbone_factory() if backbone_factory is not None else load_backbone(cfg.backbone)
+    model = OLoRAClassifier(backbone, benchmark.n_classes, cfg.olora)
+    strategy = build_olora_strategy(model, cfg, penalty_log)
+    return strategy, benchmark, {**asdict(cfg), "seed": seed}
+
+
 def run_olora(
     cfg: OLoRAClassifierConfig,
     benchmark: ContinualBenchmark | None = None,
@@ -96,12 +114,5 @@ def run_olora(
     ``cfg.backbone``) must return a fresh backbone, since the adapters are injected into it. Pass a list as
     ``penalty_log`` to receive the per-step loss terms. For IncLoRA run ``run_olora(inclora(cfg), ...)``.
     """
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
-    seed = cfg.seed if seed is None else seed
-    seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory is not None else load_backbone(cfg.backbone)
-    model = OLoRAClassifier(backbone, benchmark.n_classes, cfg.olora)
-    strategy = build_olora_strategy(model, cfg, penalty_log)
-    config = {**asdict(cfg), "seed": seed}
+    strategy, benchmark, config = prepare_olora(cfg, benchmark, seed, backbone_factory, penalty_log)
     return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False), strategy
-
