@@ -348,6 +348,20 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
+def test_atomic_files_get_the_mode_of_a_file_made_by_open(tmp_path):
+    """``mkstemp`` makes 0600 files; results must stay readable as any file the user's umask allows."""
+    umask = os.umask(0o027)
+    try:
+        atomic_save({"step": torch.tensor(1)}, tmp_path / "checkpoint.pt")
+        record = RunRecord.from_arrays("tiny", np.eye(2), None, config={}, benchmark={}).save(tmp_path / "record.json")
+        (tmp_path / "plain").write_text("")
+    finally:
+        os.umask(umask)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+    assert modes == {"checkpoint.pt": 0o640, "record.json": 0o640, "plain": 0o640}, modes
+    assert RunRecord.load(record).accuracy_matrix == [[1.0, 0.0], [0.0, 1.0]]
+
+
 def test_a_killed_writer_leaves_only_an_ignored_temporary(tmp_path, single_thread):
     with pytest.raises(Interrupted):
         run(interrupted(build_l2p_run, at_forward=7), tmp_path)

@@ -136,10 +136,10 @@ def test_a_failed_save_leaves_no_temporary_file(tmp_path, monkeypatch):
     record.save(target)
     before = target.read_text()
 
-    def broken_dump(*args, **kwargs):
+    def broken_dumps(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr(json, "dumps", broken_dumps)
     record.name = "changed"
     with pytest.raises(RuntimeError, match="disk full"):
         record.save(target)

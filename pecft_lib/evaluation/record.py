@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write
 from . import metrics as M
 from .resources import hardware, package_versions
 
@@ -102,19 +101,7 @@ class RunRecord:
 
     def save(self, path: str | Path) -> Path:
         """Write the record as JSON atomically (a reader never sees a half-written file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.to_dict(), handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda handle: handle.write(json.dumps(self.to_dict(), indent=1).encode()))
 
     @classmethod
     def load(cls, path: str | Path) -> "RunRecord":

@@ -12,13 +12,12 @@ Checkpoints hold only tensors and plain Python containers, so :func:`load_checkp
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import CheckpointError
 
 __all__ = ["CheckpointError", "atomic_save", "load_checkpoint", "remove_stale_temporaries"]
@@ -29,25 +28,9 @@ def _temporary_pattern(path: Path) -> str:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)``, atomically: a temporary file in the same folder, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+    """``torch.save(obj, path)``, atomically: a temporary file in the same folder, fsync, then rename
+    (:func:`pecft_lib.atomic.atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:

@@ -58,6 +58,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.plugins.clock import Clock
 from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.templates.base_sgd import PeriodicEval
+from tqdm.auto import tqdm
 
 from ..benchmarks import ContinualBenchmark
 from ..errors import ConfigError
@@ -201,7 +202,8 @@ class _ResumableRun(SupervisedPlugin):
         elif self.evaluate_untrained:
             self.strategy.eval(self.benchmark.test_stream)
         device = str(self.strategy.device)
-        for self.stage in range(self.stage, len(self.stages)):
+        stages = range(self.stage, len(self.stages))
+        for self.stage in tqdm(stages, desc=self.name, unit="exp", initial=self.stage, total=len(self.stages)):
             with PeakMemory(device) as memory, without_avalanche_deprecations():
                 self.stage_start = time.perf_counter()
                 self.strategy.train(self.stages[self.stage])
