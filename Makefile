@@ -16,11 +16,12 @@ export PYTHONHASHSEED  := 0
 export HF_HUB_OFFLINE  := 1
 unexport MPLBACKEND
 
-.PHONY: help setup data book test unit-and-nbval check-notebooks book-check outputs clean
+.PHONY: help setup data book test unit-and-nbval check-notebooks book-check browser-check outputs clean
 
 help:
 	@echo "make book   execute every chapter (quick profile) and build the HTML book in _build/html"
 	@echo "make test   unit tests + nbval over every chapter + book build (no execution, warnings are errors)"
+	@echo "            + every page of the built book opened in headless Chromium (make browser-check)"
 	@echo "make outputs  re-execute the chapters in place (refresh their stored outputs)"
 
 setup: $(VENV)/.installed data
@@ -34,19 +35,38 @@ $(VENV)/.installed: pyproject.toml
 data:
 	@bash tools/install_data.sh
 
-book: setup
-	$(BIN)/python tools/build_book.py --execute
+# The pages load MathJax from _static/mathjax/ (mathjax_path in _config.yml), not from a CDN: after each build the
+# copy that tools/install_data.sh fetched (npm package, sha256-checked) goes into the built book.
+MATHJAX_DIR := $(or $(PECFT_CACHE),data/cache)/mathjax
+define check_mathjax
+@test -f $(MATHJAX_DIR)/tex-mml-chtml.js || { echo "error: MathJax is missing ($(MATHJAX_DIR)/tex-mml-chtml.js); run \`make setup\` (tools/install_data.sh fetches it)" >&2; exit 1; }
+endef
+define copy_mathjax
+rm -rf _build/html/_static/mathjax && cp -r $(MATHJAX_DIR) _build/html/_static/mathjax
+endef
 
-test: setup check-notebooks unit-and-nbval book-check
+book: setup
+	$(check_mathjax)
+	$(BIN)/python tools/build_book.py --execute
+	$(copy_mathjax)
+
+test: setup check-notebooks unit-and-nbval book-check browser-check
 
 check-notebooks:
 	$(BIN)/nbstripout --verify --keep-output --keep-count $$(find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
 
 unit-and-nbval:
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests book
+	$(BIN)/python -m pytest -n 2 --dist loadfile --ignore=tests/browser tests book
 
 book-check:
+	$(check_mathjax)
 	$(BIN)/python tools/build_book.py --no-execute
+	$(copy_mathjax)
+
+# Needs the built book (book-check or book): opens every page of _toc.yml in headless Chromium, offline; a full-page
+# screenshot of each goes to _build/screenshots/.
+browser-check:
+	$(BIN)/python -m pytest -p no:xdist -o addopts="" -v -s tests/browser
 
 outputs: setup
 	$(BIN)/python tools/execute_chapters.py

@@ -18,15 +18,19 @@ import json
 import multiprocessing
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from matplotlib.axes import Axes
 
 from .backbones import ViTBackbone, load_backbone
 from .backbones.checkpoints import create_paper_vit
-from .evaluation.resources import PeakMemory, count_trainable_parameters, hardware
+from .evaluation.resources import PeakMemory, count_trainable_parameters, hardware, package_versions
 from .methods.inflora import InfLoRAConfig, InfLoRAModel, SubspaceMemory, design_down_projection
 from .methods.coda_prompt import CodaPromptConfig, CodaPromptModel
 from .methods.dualprompt import DualPromptConfig, DualPromptModel
@@ -205,6 +209,58 @@ def markdown(rows: list[BenchRow]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class BenchResults:
+    """What ``--json`` wrote: the rows, InfLoRA's per-task subspace work per scale, and where it ran
+    (``versions`` and ``created_at`` are ``None`` in files written before the script recorded them)."""
+
+    rows: list[BenchRow]
+    inflora_subspace: dict[str, dict[str, float]]
+    hardware: dict[str, object]
+    versions: dict[str, str | None] | None = None
+    created_at: str | None = None
+
+
+def load_results(path: str | Path) -> BenchResults:
+    """Read a file written by ``python -m pecft_lib.bench --json PATH``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark results at {path}; write them with "
+                                f"`python -m pecft_lib.bench --json {path}`")
+    data = json.loads(path.read_text())
+    return BenchResults(rows=[BenchRow(**row) for row in data["rows"]], inflora_subspace=data["inflora_subspace"],
+                        hardware=data["hardware"], versions=data.get("versions"), created_at=data.get("created_at"))
+
+
+def results_frame(rows: list[BenchRow]) -> pd.DataFrame:
+    """The rows as a table indexed by (scale, method, query cache), in the order measured."""
+    frame = pd.DataFrame([asdict(row) for row in rows])
+    return frame.set_index(["scale", "method", "query_cache"])
+
+
+def plot_throughput(rows: list[BenchRow], scale: str, ax: Axes | None = None) -> Axes:
+    """Samples per second of every method at ``scale``, the prompt methods with the query cache off and on side
+    by side."""
+    ax = ax if ax is not None else plt.subplots(figsize=(6.0, 3.4))[1]
+    chosen = [row for row in rows if row.scale == scale]
+    if not chosen:
+        raise ValueError(f"no rows at scale {scale!r}; the rows have scales {sorted({r.scale for r in rows})}")
+    methods = list(dict.fromkeys(row.method for row in chosen))
+    width = 0.38
+    styles = {"off": (-width / 2, "tab:blue", "query computed in every step"),
+              "on": (width / 2, "tab:orange", "query cache on"),
+              "–": (0.0, "tab:grey", "no query pass (LoRA methods)")}
+    for cache, (offset, colour, label) in styles.items():
+        bars = [(methods.index(row.method) + offset, row.samples_per_second) for row in chosen if row.query_cache == cache]
+        if bars:
+            ax.bar(*zip(*bars), width=width, color=colour, label=label)
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_ylabel("training samples / s")
+    ax.set_title(f"{scale} scale, {chosen[0].device}, batch {chosen[0].batch_size}, {chosen[0].threads} threads")
+    ax.legend(fontsize=8)
+    return ax
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -235,7 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "inflora_subspace": subspace,
-                                         "hardware": hardware()}, indent=1))
+                                         "hardware": hardware(), "versions": package_versions(),
+                                         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+                                        indent=1))
 
 
 if __name__ == "__main__":

@@ -92,8 +92,9 @@ def _with_baselines(title: str, prepare_method: Callable[..., Prepared]) -> Call
 
 
 def _baseline_evaluates_untrained(cfg: Any, run: str) -> bool:
-    """Baselines evaluate before training (forward transfer), except joint training (``run_baseline``)."""
-    return run in getattr(cfg, "baselines", {}) and cfg.baselines[run].kind != "joint"
+    """Sequential baselines evaluate before training (forward transfer), as ``run_baseline``; joint training
+    and the prototype classifier (no prototype, no prediction, before training) do not."""
+    return run in getattr(cfg, "baselines", {}) and cfg.baselines[run].kind == "sequential"
 
 
 def _experiments_layout(name: str, title: str, presets: type, experiment: type,

@@ -1,4 +1,5 @@
-"""Figures of runs: accuracy-matrix heatmap, accuracy curves, accuracy against trainable parameters."""
+"""Figures of runs: accuracy-matrix heatmap, accuracy curves, accuracy against trainable parameters and time
+(also as mean ± std over seeds)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
+from .aggregate import final_accuracy, group_by_run, mean_curves, mean_train_seconds, trainable_parameters
 from .record import RunRecord
 
 __all__ = ["plot_accuracy_matrix", "plot_accuracy_curves", "plot_average_accuracy", "plot_accuracy_vs_parameters",
-           "plot_prompt_placement"]
+           "plot_prompt_placement", "plot_accuracy_vs_cost", "plot_mean_accuracy_curves"]
 
 
 def _axes(ax: Axes | None, size=(4.5, 3.8)) -> Axes:
@@ -156,4 +158,52 @@ def plot_prompt_placement(
     ax.set_ylim(-0.35, top + 1.0)
     ax.set_axis_off()
     ax.set_title(title)
+    return ax
+
+
+def plot_accuracy_vs_cost(records: Sequence[RunRecord], cost: str = "parameters", ax: Axes | None = None,
+                          title: str = "") -> Axes:
+    """Mean ``A_last`` over seeds (error bar: std) of every run against its cost: ``"parameters"`` (trained in
+    one stage; symmetric-log axis, so that a run training nothing sits at 0) or ``"time"`` (mean total
+    training seconds; log axis). Runs are grouped by name (see :mod:`.aggregate`)."""
+    if cost not in ("parameters", "time"):
+        raise ValueError(f"cost must be 'parameters' or 'time', got {cost!r}")
+    ax = _axes(ax, (5.0, 3.8))
+    accuracy = final_accuracy(records)
+    if cost == "parameters":
+        x = {name: trainable_parameters(group[0]) for name, group in group_by_run(records).items()}
+        ax.set_xscale("symlog", linthresh=1e3)
+        ax.set_xlabel("parameters trained per stage")
+    else:
+        x = mean_train_seconds(records)
+        ax.set_xscale("log")
+        ax.set_xlabel("training time, all stages (s)")
+    for name, (mean, std) in accuracy.items():
+        ax.errorbar(x[name], 100 * mean, yerr=100 * std, fmt="o", capsize=3)
+        ax.annotate(name, (x[name], 100 * mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_ylabel("$A_{last}$ (%), mean ± std over seeds")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_mean_accuracy_curves(records: Sequence[RunRecord], ax: Axes | None = None, title: str = "") -> Axes:
+    """``A_t`` after every stage, mean over seeds with a ±std band, one line per run; a single-stage run (joint
+    training) is the dashed upper bound."""
+    ax = _axes(ax, (5.5, 3.8))
+    curves = mean_curves(records)
+    n_stages = max(len(mean) for mean, _ in curves.values())
+    stages = np.arange(1, n_stages + 1)
+    for name, (mean, std) in curves.items():
+        if len(mean) == 1:
+            ax.axhline(100 * mean[0], ls="--", color="grey", label=f"{name} (upper bound)")
+            continue
+        line, = ax.plot(stages[: len(mean)], 100 * mean, marker="o", ms=3, label=name)
+        ax.fill_between(stages[: len(mean)], 100 * (mean - std), 100 * (mean + std), color=line.get_color(),
+                        alpha=0.15)
+    ax.set_xticks(stages)
+    ax.set_xlabel("after training experience")
+    ax.set_ylabel("$A_t$ (%), mean ± std over seeds")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
     return ax

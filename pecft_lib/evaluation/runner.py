@@ -66,6 +66,7 @@ def run_strategy(
     name: str,
     config: dict[str, Any] | None = None,
     evaluate_untrained: bool = True,
+    evaluate_future: bool = True,
     save_to: str | Path | None = None,
     extra: Callable[[], dict[str, Any]] | None = None,
 ) -> RunRecord:
@@ -79,6 +80,9 @@ def run_strategy(
         name: label of the run (e.g. ``"naive"``), used in plots and tables.
         config: the configuration to store in the record.
         evaluate_untrained: also evaluate before training, which gives forward transfer.
+        evaluate_future: after stage ``t`` evaluate every experience (default), or only the experiences trained
+            so far; then the entries of experiences not trained yet (``R[i, t]``, ``i > t``) stay unmeasured
+            (``None``): every metric but forward transfer is unchanged, and evaluation costs ``(T + 1) / 2T`` of the full one.
         save_to: if given, the record is (atomically) written there after every experience, with
             ``status="running"`` until the last one, so an interrupted run keeps its results.
     """
@@ -101,7 +105,7 @@ def run_strategy(
         timings["peak_memory_mib"].append(memory.mib)
         timings["trainable_parameters"].append(count_trainable_parameters(strategy.model))
         start = time.perf_counter()
-        strategy.eval(benchmark.test_stream)
+        strategy.eval(benchmark.test_stream if evaluate_future or joint else benchmark.test_stream[: stage + 1])
         timings["eval_seconds"].append(time.perf_counter() - start)
         finished = stage == len(stages) - 1
         matrix = metric.result()[:, :1] if joint else metric.result()

@@ -3,7 +3,9 @@
 * ``sequential`` — one set of trainable parameters (a LoRA, or the whole backbone) fine-tuned on one
   experience after the other: sequential LoRA ("SeqLoRA", InfLoRA's and O-LoRA's natural ablation) and
   naive sequential fine-tuning ("SeqFT", the lower bound);
-* ``joint`` — the same model trained once on every experience together, the upper bound.
+* ``joint`` — the same model trained once on every experience together, the upper bound;
+* ``prototype`` — nothing trained: the frozen backbone with one class-mean prototype per class and a cosine
+  classifier (SimpleCIL, :mod:`.prototype`), the floor a continual method must clear.
 
 Both use Avalanche's own strategies (:class:`~avalanche.training.Naive`, :class:`~avalanche.training.JointTraining`)
 with the references' training-time class mask for the sequential runs, and one linear head over all classes.
@@ -25,13 +27,18 @@ from ...repro import seed_everything
 from ..common import loop_arguments
 from ..finetuning import PEFTClassifier, TuningConfig
 from ..train_mask import TrainClassMaskPlugin
+from .prototype import PrototypeClassifier, PrototypeStrategy
 
-BASELINE_KINDS = ("sequential", "joint")
+BASELINE_KINDS = ("sequential", "joint", "prototype")
 
 
 @dataclass
 class BaselineConfig:
-    """One baseline run: what is trained (``tuning``: ``lora`` or ``full``) and how (Adam)."""
+    """One baseline run: what is trained (``tuning``: ``lora``, ``full`` or ``linear_probe``) and how (Adam).
+
+    ``kind: prototype`` trains nothing (``tuning.method`` must be ``linear_probe``, i.e. a frozen backbone, and
+    ``epochs`` 1: one pass computes the class means); ``lr`` is then unused.
+    """
 
     tuning: TuningConfig
     kind: str = "sequential"
@@ -46,6 +53,10 @@ class BaselineConfig:
             raise UnknownNameError("baseline kind", self.kind, BASELINE_KINDS)
         if self.tuning.method not in ("lora", "full", "linear_probe"):
             raise ConfigError(f"baselines train lora, full or linear_probe, got {self.tuning.method!r}")
+        if self.kind == "prototype" and (self.tuning.method != "linear_probe" or self.epochs != 1):
+            raise ConfigError("the prototype baseline keeps the backbone frozen and makes one pass over the data: "
+                              f"set tuning: {{method: linear_probe}} and epochs: 1 (got {self.tuning.method!r}, "
+                              f"{self.epochs})")
 
 
 def prepare_baseline(
@@ -56,23 +67,27 @@ def prepare_baseline(
     backbone: str | None = None,
     backbone_factory: Callable[[], Backbone] | None = None,
     seed: int = 0,
-) -> tuple[Naive | JointTraining, ContinualBenchmark, dict[str, Any]]:
+) -> tuple[Naive | JointTraining | PrototypeStrategy, ContinualBenchmark, dict[str, Any]]:
     """Everything :func:`run_baseline` runs, built but not run: the strategy on a freshly seeded
     :class:`PEFTClassifier`, the benchmark and the configuration stored in the record."""
     if (backbone is None) == (backbone_factory is None):
         raise ValueError("give exactly one of backbone (a name) or backbone_factory")
     seed_everything(seed)
-    model = PEFTClassifier(backbone_factory() if backbone_factory else load_backbone(backbone),
-                           benchmark.n_classes, cfg.tuning)
-    joint = cfg.kind == "joint"
-    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    strategy = (JointTraining if joint else Naive)(
-        model=model,
-        optimizer=torch.optim.Adam(trainable, lr=cfg.lr),
-        criterion=torch.nn.CrossEntropyLoss(),
-        **loop_arguments(cfg, benchmark.n_experiences, "baseline device"),
-        plugins=[] if joint else [TrainClassMaskPlugin()],
-    )
+    pretrained = backbone_factory() if backbone_factory else load_backbone(backbone)
+    loop = loop_arguments(cfg, benchmark.n_experiences, "baseline device")
+    if cfg.kind == "prototype":
+        strategy = PrototypeStrategy(model=PrototypeClassifier(pretrained, benchmark.n_classes), **loop)
+    else:
+        model = PEFTClassifier(pretrained, benchmark.n_classes, cfg.tuning)
+        joint = cfg.kind == "joint"
+        trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+        strategy = (JointTraining if joint else Naive)(
+            model=model,
+            optimizer=torch.optim.Adam(trainable, lr=cfg.lr),
+            criterion=torch.nn.CrossEntropyLoss(),
+            **loop,
+            plugins=[] if joint else [TrainClassMaskPlugin()],
+        )
     config = {"method": name, "seed": seed, "backbone": backbone or "custom", **asdict(cfg)}
     return strategy, benchmark, config
 
@@ -89,4 +104,4 @@ def run_baseline(
     """Seed, build a fresh :class:`PEFTClassifier` and run the baseline over ``benchmark``."""
     strategy, benchmark, config = prepare_baseline(cfg, benchmark, name=name, backbone=backbone,
                                                    backbone_factory=backbone_factory, seed=seed)
-    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.kind != "joint")
+    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.kind == "sequential")

@@ -1,0 +1,194 @@
+"""All methods side by side: every method and baseline on one benchmark, over several seeds.
+
+The grid is described by ``configs/comparison.yaml``. A **method** is a registry address
+(:mod:`pecft_lib.experiments`, e.g. ``"l2p:vision"``): it runs its own preset — method settings, optimizer,
+learning rate — with the comparison's benchmark, backbone, epochs and batch size written over it, so that
+every run sees the same data for the same number of epochs. A **baseline** is a
+:class:`~pecft_lib.methods.baselines.BaselineConfig` (sequential fine-tuning, sequential LoRA, the SimpleCIL
+prototype classifier, joint training). Seed ``s`` sets both the benchmark (class order, drawn samples) and
+the run.
+
+:func:`run_comparison` returns one :class:`~pecft_lib.evaluation.RunRecord` per (run, seed);
+:func:`summary_table` turns them into mean ± standard deviation over seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .benchmarks import BenchmarkConfig
+from .config import load_config
+from .errors import ConfigError, UnknownNameError
+from .evaluation import RunRecord, run_strategy
+from .evaluation.aggregate import group_by_run, trainable_parameters
+from .experiments import resolve
+from .methods.baselines import BaselineConfig, prepare_baseline
+from .repro import current_profile
+
+
+@dataclass
+class ComparisonBenchmark:
+    """One benchmark of the comparison and the runs on it.
+
+    Attributes:
+        backbone: the backbone of every run.
+        benchmark: the benchmark; its ``seed`` is replaced by each comparison seed.
+        methods: display name → registry address of the method's experiment (``"l2p:vision"``).
+        baselines: display name → baseline config.
+        epochs, batch_size: written over every method's ``optim`` section; ``None`` keeps each preset's own
+            (the paper recipes differ in both).
+        overrides: display name → further dotted overrides of that method's experiment.
+    """
+
+    backbone: str
+    benchmark: BenchmarkConfig
+    methods: dict[str, str]
+    baselines: dict[str, BaselineConfig] = field(default_factory=dict)
+    epochs: int | None = None
+    batch_size: int | None = None
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        clash = set(self.methods) & set(self.baselines)
+        if clash:
+            raise ConfigError(f"run names must be unique; {sorted(clash)} is both a method and a baseline")
+        stray = set(self.overrides) - set(self.methods)
+        if stray:
+            raise UnknownNameError("method to override", sorted(stray)[0], list(self.methods))
+
+    @property
+    def runs(self) -> list[str]:
+        """Every run, methods first, in config order."""
+        return [*self.methods, *self.baselines]
+
+
+@dataclass
+class ComparisonConfig:
+    """The ``quick`` or ``paper`` section of ``configs/comparison.yaml``."""
+
+    seeds: list[int]
+    benchmarks: dict[str, ComparisonBenchmark]
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ConfigError("comparison seeds is empty; give at least one seed, e.g. seeds: [0, 1, 2]")
+
+
+def load_comparison(profile: str | None = None) -> ComparisonConfig:
+    """``configs/comparison.yaml`` in ``profile`` (default: ``$PECFT_PROFILE``, else quick)."""
+    return load_config("comparison", ComparisonConfig, profile)
+
+
+def method_overrides(setup: ComparisonBenchmark, run: str, seed: int) -> dict[str, Any]:
+    """The dotted overrides that put method ``run`` on the comparison's benchmark, backbone and schedule."""
+    overrides: dict[str, Any] = {
+        "backbone": setup.backbone,
+        "benchmark": dataclasses.asdict(dataclasses.replace(setup.benchmark, seed=seed)),
+    }
+    if setup.epochs is not None:
+        overrides["optim.epochs"] = setup.epochs
+    if setup.batch_size is not None:
+        overrides["optim.batch_size"] = setup.batch_size
+    return {**overrides, **setup.overrides.get(run, {})}
+
+
+EVALUATION = {"evaluate_untrained": False, "evaluate_future": False}
+"""After each stage only the experiences trained so far are evaluated: every metric the comparison reports is
+unchanged, forward transfer (which needs the untrained and the not-yet-trained accuracies) is not measured."""
+
+
+def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None = None) -> RunRecord:
+    """Run ``run`` (a method or a baseline of ``setup``) with ``seed`` and return its record; the record's
+    config holds the seed and, for a method, its resolved address."""
+    if run in setup.baselines:
+        benchmark = dataclasses.replace(setup.benchmark, seed=seed).build()
+        baseline = setup.baselines[run]
+        strategy, benchmark, config = prepare_baseline(baseline, benchmark, name=run, backbone=setup.backbone,
+                                                       seed=seed)
+        return run_strategy(strategy, benchmark, name=run, config=config, **EVALUATION)
+    if run not in setup.methods:
+        raise UnknownNameError("run", run, setup.runs)
+    experiment = resolve(setup.methods[run], profile or current_profile(), method_overrides(setup, run, seed), seed)
+    strategy, benchmark, config = experiment.prepare()
+    config = {**config, "address": experiment.address, "seed": seed}
+    return run_strategy(strategy, benchmark, name=run, config=config, **EVALUATION)
+
+
+def run_comparison(
+    config: ComparisonConfig,
+    benchmark: str,
+    runs: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    profile: str | None = None,
+) -> list[RunRecord]:
+    """Every (run, seed) of ``config.benchmarks[benchmark]`` (default: all runs, the config's seeds), seed
+    by seed, with a progress bar over the grid."""
+    if benchmark not in config.benchmarks:
+        raise UnknownNameError("comparison benchmark", benchmark, list(config.benchmarks))
+    setup = config.benchmarks[benchmark]
+    runs = list(runs) if runs is not None else setup.runs
+    for run in runs:
+        if run not in setup.runs:
+            raise UnknownNameError("run", run, setup.runs)
+    grid = [(seed, run) for seed in (seeds if seeds is not None else config.seeds) for run in runs]
+    return [run_one(setup, run, seed, profile) for seed, run in tqdm(grid, desc=f"comparison ({benchmark})")]
+
+
+SUMMARY_METRICS = {"A_last": "A_last (%)", "A_mean": "Ā (%)", "forgetting_max": "forgetting, max def. (%)"}
+
+
+def _seed(record: RunRecord) -> int:
+    return int(record.config["seed"])
+
+
+def summary_table(records: Sequence[RunRecord], costs: bool = False) -> pd.DataFrame:
+    """One row per run: each metric as ``mean ± std`` over seeds in percent (population std, 1 decimal),
+    the number of seeds and the trainable parameters per stage.
+
+    ``costs=True`` adds the mean training time over seeds (seconds, all stages); it varies from run to run
+    and machine to machine, so keep it out of outputs that must be reproduced exactly.
+    """
+    rows = {}
+    for name, group in group_by_run(records).items():
+        seeds = sorted(_seed(r) for r in group)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"run {name!r} has two records for one seed: {seeds}")
+        row: dict[str, Any] = {}
+        for key, label in SUMMARY_METRICS.items():
+            values = [r.metrics.get(key) for r in group]
+            if any(v is None for v in values):
+                row[label] = "–"
+            else:
+                row[label] = f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
+        row["seeds"] = len(group)
+        row["trainable params"] = trainable_parameters(group[0])
+        if costs:
+            row["train time (s)"] = round(float(np.mean([sum(r.train_seconds) for r in group])), 1)
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")
+
+
+def grid_table(config: ComparisonConfig, benchmark: str, profile: str | None = None) -> pd.DataFrame:
+    """What each run of ``benchmark`` is: its source (a method's experiment address or a baseline's kind and
+    tuning), learning rate, epochs and batch size, as they will run (overrides applied)."""
+    setup = config.benchmarks[benchmark]
+    rows = {}
+    for run, address in setup.methods.items():
+        experiment = resolve(address, profile or current_profile(), method_overrides(setup, run, config.seeds[0]))
+        optim = experiment.config.optim
+        rows[run] = {"what": f"method {experiment.address}", "lr": optim.lr, "epochs": optim.epochs,
+                     "batch": optim.batch_size}
+    for run, baseline in setup.baselines.items():
+        trained = {"full": "whole backbone", "lora": f"LoRA r={baseline.tuning.lora_rank}",
+                   "linear_probe": "nothing (frozen backbone)"}[baseline.tuning.method]
+        prototype = baseline.kind == "prototype"
+        rows[run] = {"what": f"baseline, {baseline.kind}: {trained}" + (", class means" if prototype else " + head"),
+                     "lr": None if prototype else baseline.lr, "epochs": baseline.epochs,
+                     "batch": baseline.batch_size}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")
