@@ -13,6 +13,7 @@ from pecft_lib.benchmarks import BenchmarkConfig
 from pecft_lib.comparison import (
     ComparisonBenchmark,
     ComparisonConfig,
+    grid_table,
     load_comparison,
     method_overrides,
     run_comparison,
@@ -199,3 +200,11 @@ def test_comparison_plots_draw_one_point_per_run():
     with pytest.raises(ValueError, match="'parameters' or 'time'"):
         plot_accuracy_vs_cost(records, "memory")
     assert len(plot_mean_accuracy_curves(records).get_lines()) == 2
+
+
+def test_the_paper_comparison_resolves_every_method_on_one_backbone_and_benchmark():
+    config = load_comparison("paper")
+    table = grid_table(config, "vision", "paper")
+    assert list(table.index) == ["L2P", "DualPrompt", "CODA-Prompt", "InfLoRA", "SeqFT", "Prototype", "Joint"]
+    assert (table["epochs"].iloc[:4] == 5).all() and (table["batch"].iloc[:4] == 16).all()
+    assert table.loc["L2P", "what"] == "method l2p:cifar100/L2P"

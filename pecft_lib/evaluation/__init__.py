@@ -3,6 +3,7 @@
 from . import metrics
 from .accuracy_matrix import AccuracyMatrix
 from .batch_leakage import accuracy_per_experience
+from .protocols import STANDARD_PROTOCOLS, EvalProtocol, ProtocolEvaluator
 from .record import RunRecord, summarize
 from .resources import PeakMemory, count_trainable_parameters
 from .runner import make_evaluator, run_strategy
@@ -11,6 +12,7 @@ from .task_aware import task_aware_accuracy
 
 __all__ = [
     "AccuracyMatrix",
+    "EvalProtocol", "ProtocolEvaluator", "STANDARD_PROTOCOLS",
     "accuracy_per_experience",
     "PeakMemory",
     "RunRecord",
