@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .benchmarks import BenchmarkConfig
+from .benchmarks import BenchmarkConfig, ContinualBenchmark
 from .config import load_config
 from .errors import ConfigError, UnknownNameError
 from .evaluation import RunRecord, run_strategy
 from .evaluation.aggregate import group_by_run, trainable_parameters
-from .experiments import resolve
+from .experiments import Sources, resolve
 from .methods.baselines import BaselineConfig, prepare_baseline
 from .repro import current_profile
 
@@ -103,20 +103,23 @@ EVALUATION = {"evaluate_untrained": False, "evaluate_future": False}
 unchanged, forward transfer (which needs the untrained and the not-yet-trained accuracies) is not measured."""
 
 
-def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None = None) -> RunRecord:
+def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None = None,
+            benchmark: ContinualBenchmark | None = None) -> RunRecord:
     """Run ``run`` (a method or a baseline of ``setup``) with ``seed`` and return its record; the record's
-    config holds the seed and, for a method, its resolved address."""
-    if run in setup.baselines:
-        benchmark = dataclasses.replace(setup.benchmark, seed=seed).build()
-        baseline = setup.baselines[run]
-        strategy, benchmark, config = prepare_baseline(baseline, benchmark, name=run, backbone=setup.backbone,
-                                                       seed=seed)
-        return run_strategy(strategy, benchmark, name=run, config=config, **EVALUATION)
-    if run not in setup.methods:
+    config holds the seed and, for a method, its resolved address. ``benchmark`` is the seed's benchmark if
+    already built (it is the same for every run of a seed; built here otherwise)."""
+    if run not in setup.runs:
         raise UnknownNameError("run", run, setup.runs)
-    experiment = resolve(setup.methods[run], profile or current_profile(), method_overrides(setup, run, seed), seed)
-    strategy, benchmark, config = experiment.prepare()
-    config = {**config, "address": experiment.address, "seed": seed}
+    if benchmark is None:
+        benchmark = dataclasses.replace(setup.benchmark, seed=seed).build()
+    if run in setup.baselines:
+        strategy, benchmark, config = prepare_baseline(setup.baselines[run], benchmark, name=run,
+                                                       backbone=setup.backbone, seed=seed)
+    else:
+        experiment = resolve(setup.methods[run], profile or current_profile(), method_overrides(setup, run, seed),
+                             seed)
+        strategy, benchmark, config = experiment.prepare(Sources(benchmark=benchmark))
+        config = {**config, "address": experiment.address, "seed": seed}
     return run_strategy(strategy, benchmark, name=run, config=config, **EVALUATION)
 
 
@@ -136,8 +139,15 @@ def run_comparison(
     for run in runs:
         if run not in setup.runs:
             raise UnknownNameError("run", run, setup.runs)
-    grid = [(seed, run) for seed in (seeds if seeds is not None else config.seeds) for run in runs]
-    return [run_one(setup, run, seed, profile) for seed, run in tqdm(grid, desc=f"comparison ({benchmark})")]
+    seeds = list(seeds if seeds is not None else config.seeds)
+    records = []
+    with tqdm(total=len(runs) * len(seeds), desc=f"comparison ({benchmark})") as bar:
+        for seed in seeds:
+            data = dataclasses.replace(setup.benchmark, seed=seed).build()  # one build per seed, shared by its runs
+            for run in runs:
+                records.append(run_one(setup, run, seed, profile, benchmark=data))
+                bar.update()
+    return records
 
 
 SUMMARY_METRICS = {"A_last": "A_last (%)", "A_mean": "Ā (%)", "forgetting_max": "forgetting, max def. (%)"}

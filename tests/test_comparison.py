@@ -17,6 +17,7 @@ from pecft_lib.comparison import (
     load_comparison,
     method_overrides,
     run_comparison,
+    run_one,
     summary_table,
 )
 from pecft_lib.errors import ConfigError, UnknownNameError
@@ -164,6 +165,10 @@ def test_run_comparison_runs_every_method_and_baseline_per_seed_on_the_seeds_ben
     for record in records:
         assert np.isnan(record.matrix[1, 0])  # experience 1 is not evaluated before it is trained
         assert record.initial_accuracy is None  # nor is the untrained model
+    # a seed's benchmark is built once and shared by its runs: a run after another gives the same record as alone
+    after_prototype = run_comparison(config, "vision", runs=["Prototype", "L2P"], seeds=[1], profile="quick")[1]
+    np.testing.assert_array_equal(run_one(tiny_setup(), "L2P", 1, profile="quick").matrix, after_prototype.matrix)
+    np.testing.assert_array_equal(records[2].matrix, after_prototype.matrix)
     table = summary_table(records)
     assert list(table.index) == ["L2P", "Prototype"] and (table["seeds"] == 2).all()
     assert table.loc["Prototype", "trainable params"] == 0 and table.loc["L2P", "trainable params"] > 0

@@ -28,6 +28,10 @@ def main() -> int:
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "force" if args.execute else "off"
+    # Jupyter Book resolves local extension folders against the config file's folder, which here is _build/
+    extensions = config.get("sphinx", {}).get("local_extensions") or {}
+    for name, folder in extensions.items():
+        extensions[name] = str(ROOT / folder)
     variant = ROOT / "_build" / f"_config.{'execute' if args.execute else 'no-execute'}.yml"
     variant.parent.mkdir(exist_ok=True)
     variant.write_text(yaml.safe_dump(config, sort_keys=False))
