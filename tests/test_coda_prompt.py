@@ -16,7 +16,6 @@ from transformers import BertConfig, BertModel
 
 from pecft_lib.backbones import TextEncoderBackbone, ViTBackbone
 from pecft_lib.backbones.checkpoints import create_paper_vit
-from pecft_lib.benchmarks.base import TensorClassificationDataset, make_class_incremental
 from pecft_lib.config import load_config
 from pecft_lib.errors import CheckpointMismatchError, ConfigError, UnknownNameError
 from pecft_lib.evaluation import run_strategy
@@ -25,6 +24,8 @@ from pecft_lib.methods.coda_prompt import (
     orthonormal_rows,
 )
 from pecft_lib.methods.coda_prompt.reference import from_reference_state_dict, to_reference_state_dict
+
+from tiny_data import tiny_benchmark
 
 WIDTH, CLASSES, EXPERIENCES = 32, 6, 3
 SMALL = dict(n_components=6, prompt_length=4, layers=[0, 1])
@@ -52,16 +53,6 @@ def perturb(model: CodaPromptModel, group: int, scale: float = 0.3) -> None:
         for groups in model.components.values():
             for tensors in (groups.keys, groups.attention, groups.prompts):
                 tensors[group].add_(scale * torch.randn_like(tensors[group]))
-
-
-def tiny_benchmark():
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(CLASSES).repeat_interleave(10)
-    data = torch.randn(len(labels), 1, 8, 8, generator=generator) * 0.5 + labels.view(-1, 1, 1, 1).float() / 2
-    dataset = TensorClassificationDataset(data, labels)
-    return make_class_incremental("tiny", dataset, dataset, n_experiences=EXPERIENCES,
-                                  class_order=list(range(CLASSES)), class_names=[str(c) for c in range(CLASSES)],
-                                  info={})
 
 
 class LearningRates(SupervisedPlugin):

@@ -14,7 +14,6 @@ from transformers import BertConfig, BertModel
 
 from pecft_lib.backbones import TextEncoderBackbone, ViTBackbone
 from pecft_lib.backbones.checkpoints import create_paper_vit
-from pecft_lib.benchmarks.base import TensorClassificationDataset, make_class_incremental
 from pecft_lib.config import load_config
 from pecft_lib.errors import ConfigError, UnknownNameError
 from pecft_lib.evaluation import run_strategy
@@ -25,6 +24,8 @@ from pecft_lib.methods.dualprompt import (
     DualPromptPresets,
     build_dualprompt,
 )
+
+from tiny_data import tiny_benchmark
 
 WIDTH, CLASSES, EXPERIENCES = 32, 6, 3
 SMALL = dict(pool_size=3, e_length=2, e_layers=[1], g_length=3, g_layers=[0])
@@ -53,16 +54,6 @@ def keyed_model(**overrides) -> tuple[DualPromptModel, torch.Tensor]:
     with torch.no_grad():
         model.keys.copy_(model.query(x))
     return model, x
-
-
-def tiny_benchmark():
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(CLASSES).repeat_interleave(10)
-    data = torch.randn(len(labels), 1, 8, 8, generator=generator) * 0.5 + labels.view(-1, 1, 1, 1).float() / 2
-    dataset = TensorClassificationDataset(data, labels)
-    return make_class_incremental("tiny", dataset, dataset, n_experiences=EXPERIENCES,
-                                  class_order=list(range(CLASSES)), class_names=[str(c) for c in range(CLASSES)],
-                                  info={})
 
 
 def run_tiny(cache: bool = False, snapshots: list | None = None, **overrides):

@@ -27,6 +27,8 @@ from pecft_lib.methods.inflora import (
     threshold_at,
 )
 
+import tiny_data
+
 WIDTH, CLASSES, EXPERIENCES = 32, 6, 3
 
 
@@ -47,12 +49,7 @@ def tiny_vit() -> ViTBackbone:
 
 
 def tiny_benchmark():
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(CLASSES).repeat_interleave(12)
-    images = torch.randn(len(labels), 1, 8, 8, generator=generator) * 0.5 + labels.view(-1, 1, 1, 1).float() / 2
-    data = TensorClassificationDataset(images, labels)
-    return make_class_incremental("tiny", data, data, n_experiences=EXPERIENCES, class_order=list(range(CLASSES)),
-                                  class_names=[str(c) for c in range(CLASSES)], info={})
+    return tiny_data.tiny_benchmark(per_class=12)
 
 
 def run_tiny(design: str = "inflora", seed: int = 0):

@@ -14,12 +14,13 @@ from transformers import BertConfig, BertModel
 
 from pecft_lib.backbones import TextEncoderBackbone, ViTBackbone
 from pecft_lib.backbones.checkpoints import create_paper_vit
-from pecft_lib.benchmarks.base import TensorClassificationDataset, make_class_incremental
 from pecft_lib.config import load_config
 from pecft_lib.errors import ConfigError, UnknownNameError
 from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, L2PPresets, build_l2p, majority_vote
 from pecft_lib.methods.prompting import QueryCache
 from pecft_lib.evaluation import run_strategy
+
+from tiny_data import tiny_benchmark
 
 WIDTH, CLASSES, EXPERIENCES = 32, 6, 3
 SMALL = dict(pool_size=6, prompt_length=2, top_k=2)
@@ -39,16 +40,6 @@ def tiny_model(**overrides) -> L2PModel:
 
 def images(n: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
-
-
-def tiny_benchmark():
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(CLASSES).repeat_interleave(10)
-    data = torch.randn(len(labels), 1, 8, 8, generator=generator) * 0.5 + labels.view(-1, 1, 1, 1).float() / 2
-    dataset = TensorClassificationDataset(data, labels)
-    return make_class_incremental("tiny", dataset, dataset, n_experiences=EXPERIENCES,
-                                  class_order=list(range(CLASSES)), class_names=[str(c) for c in range(CLASSES)],
-                                  info={})
 
 
 def run_tiny(cache: bool = False, pull: float = 0.1, snapshots: list | None = None):

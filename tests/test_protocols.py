@@ -10,10 +10,11 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from pecft_lib.backbones import ViTBackbone
-from pecft_lib.benchmarks.base import TensorClassificationDataset, make_class_incremental
 from pecft_lib.evaluation import STANDARD_PROTOCOLS, EvalProtocol, ProtocolEvaluator, run_strategy
 from pecft_lib.evaluation.protocols import protocol_accuracy, using_protocol
 from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, build_l2p, majority_vote
+
+from tiny_data import tiny_benchmark
 
 CLASSES, EXPERIENCES = 6, 3
 VOTE_ALL = EvalProtocol("vote", batchwise_selection=True)
@@ -26,16 +27,6 @@ def tiny_model() -> L2PModel:
                                              num_heads=2, num_classes=0))
     torch.manual_seed(1)
     return L2PModel(backbone, CLASSES, L2PConfig(pool_size=6, prompt_length=2, top_k=2))
-
-
-def tiny_benchmark():
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(CLASSES).repeat_interleave(10)
-    data = torch.randn(len(labels), 1, 8, 8, generator=generator) * 0.5 + labels.view(-1, 1, 1, 1).float() / 2
-    dataset = TensorClassificationDataset(data, labels)
-    return make_class_incremental("tiny", dataset, dataset, n_experiences=EXPERIENCES,
-                                  class_order=list(range(CLASSES)), class_names=[str(c) for c in range(CLASSES)],
-                                  info={})
 
 
 def tiny_strategy(model: L2PModel):
