@@ -173,6 +173,8 @@ def plot_accuracy_vs_cost(records: Sequence[RunRecord], cost: str = "parameters"
     if cost == "parameters":
         x = {name: trainable_parameters(group[0]) for name, group in group_by_run(records).items()}
         ax.set_xscale("symlog", linthresh=1e3)
+        top = int(np.ceil(np.log10(max(max(x.values()), 10))))
+        ax.set_xticks([0, *(10.0 ** k for k in range(3, top + 1))])  # 0, then decades: no labels on top of each other
         ax.set_xlabel("parameters trained per stage")
     else:
         x = mean_train_seconds(records)
