@@ -26,7 +26,7 @@ from .benchmarks import BenchmarkConfig, ContinualBenchmark
 from .config import load_config
 from .errors import ConfigError, UnknownNameError
 from .evaluation import RunRecord, run_strategy
-from .evaluation.aggregate import group_by_run, trainable_parameters
+from .evaluation.aggregate import group_by_run, mean_train_seconds, trainable_parameters
 from .experiments import Sources, resolve
 from .methods.baselines import BaselineConfig, prepare_baseline
 from .repro import current_profile
@@ -165,6 +165,7 @@ def summary_table(records: Sequence[RunRecord], costs: bool = False) -> pd.DataF
     and machine to machine, so keep it out of outputs that must be reproduced exactly.
     """
     rows = {}
+    train_seconds = mean_train_seconds(records)
     for name, group in group_by_run(records).items():
         seeds = sorted(_seed(r) for r in group)
         if len(set(seeds)) != len(seeds):
@@ -179,7 +180,7 @@ def summary_table(records: Sequence[RunRecord], costs: bool = False) -> pd.DataF
         row["seeds"] = len(group)
         row["trainable params"] = trainable_parameters(group[0])
         if costs:
-            row["train time (s)"] = round(float(np.mean([sum(r.train_seconds) for r in group])), 1)
+            row["train time (s)"] = round(train_seconds[name], 1)
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")
 

@@ -92,9 +92,8 @@ def _with_baselines(title: str, prepare_method: Callable[..., Prepared]) -> Call
 
 
 def _baseline_evaluates_untrained(cfg: Any, run: str) -> bool:
-    """Sequential baselines evaluate before training (forward transfer), as ``run_baseline``; joint training
-    and the prototype classifier (no prototype, no prediction, before training) do not."""
-    return run in getattr(cfg, "baselines", {}) and cfg.baselines[run].kind == "sequential"
+    """Whether ``run`` is a baseline that evaluates before training, as ``run_baseline`` does."""
+    return run in getattr(cfg, "baselines", {}) and cfg.baselines[run].evaluates_untrained
 
 
 def _experiments_layout(name: str, title: str, presets: type, experiment: type,

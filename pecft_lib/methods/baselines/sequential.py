@@ -58,6 +58,12 @@ class BaselineConfig:
                               f"set tuning: {{method: linear_probe}} and epochs: 1 (got {self.tuning.method!r}, "
                               f"{self.epochs})")
 
+    @property
+    def evaluates_untrained(self) -> bool:
+        """Whether a run evaluates before training (forward transfer): sequential runs do; joint training has
+        no stage before its one stage, and the prototype classifier has no prototype, so no prediction, yet."""
+        return self.kind == "sequential"
+
 
 def prepare_baseline(
     cfg: BaselineConfig,
@@ -104,4 +110,4 @@ def run_baseline(
     """Seed, build a fresh :class:`PEFTClassifier` and run the baseline over ``benchmark``."""
     strategy, benchmark, config = prepare_baseline(cfg, benchmark, name=name, backbone=backbone,
                                                    backbone_factory=backbone_factory, seed=seed)
-    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.kind == "sequential")
+    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.evaluates_untrained)
