@@ -26,7 +26,12 @@ help:
 
 setup: $(VENV)/.installed data
 
+# A first install needs about 8 GiB (see tools/check_free_space.sh); checked before pip starts, not after it fails.
+SETUP_MIN_FREE_GIB ?= 9
+
 $(VENV)/.installed: pyproject.toml
+	@ls -d $(VENV)/lib/python*/site-packages/torch >/dev/null 2>&1 || \
+	  bash tools/check_free_space.sh $(SETUP_MIN_FREE_GIB) . $${TMPDIR:-/tmp}
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[book,test,dev]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -96,3 +97,27 @@ def test_makefile_has_the_two_targets():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^book:", makefile, re.MULTILINE)
     assert re.search(r"^test:", makefile, re.MULTILINE)
+
+
+def _check_free_space(*args: str) -> subprocess.CompletedProcess:
+    script = ROOT / "tools" / "check_free_space.sh"
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True)
+
+
+def test_free_space_check_passes_with_room_and_fails_with_the_numbers(tmp_path):
+    assert _check_free_space("0", str(tmp_path)).returncode == 0
+    short = _check_free_space("1000000", str(tmp_path))  # a million GiB: no disk here has that
+    assert short.returncode == 1
+    assert re.search(r"only \d+\.\d GiB free on the disk holding .*needs about 1000000 GiB", short.stderr)
+    assert "SETUP_MIN_FREE_GIB=0" in short.stderr  # says how to go on anyway
+
+
+def test_free_space_check_rejects_bad_arguments(tmp_path):
+    assert _check_free_space("nine", str(tmp_path)).returncode == 2
+    missing = _check_free_space("1", str(tmp_path / "absent"))
+    assert missing.returncode == 1 and "is not a folder" in missing.stderr
+
+
+def test_first_install_checks_free_space_before_pip():
+    recipe = (ROOT / "Makefile").read_text().split("$(VENV)/.installed: pyproject.toml", 1)[1]
+    assert recipe.index("tools/check_free_space.sh") < recipe.index("pip install")
