@@ -4,7 +4,7 @@
 #   tools/check_free_space.sh MIN_GIB DIR [DIR ...]
 #
 # A fresh `.venv` takes about 7.5 GiB: torch 2.14.1 is the CUDA build and pulls its CUDA runtime wheels
-# (about 4 GiB with triton) even when only the CPU is used, and pip unpacks into the temporary folder first.
+# (about 4 GiB with triton) even when only the CPU is used; pip also downloads and builds in the temporary folder.
 # Without this check a full disk shows up minutes later as "OSError: [Errno 28] No space left on device" in
 # the middle of pip's output.
 set -euo pipefail
