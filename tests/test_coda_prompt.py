@@ -237,13 +237,19 @@ def test_evaluation_scope_seen_masks_the_classes_of_no_started_experience():
     assert torch.isinf(seen_logits[:, 2:]).all() and torch.isfinite(all_logits).all()
 
 
-def test_query_cache_gives_identical_results_and_runs_are_deterministic():
+def test_query_cache_matches_the_uncached_path_and_runs_are_deterministic():
+    """The cache changes only the batches q(x) is computed in. On the same machine a run is bit-identical to
+    itself; against the uncached path the matrix kernels may round the queries differently in the last bits
+    (measured up to 6e-8 in the trained parameters under MKL_CBWR=COMPATIBLE, 0 on the AVX2 default path), so
+    parameters agree to 1e-5 and the accuracy matrix exactly."""
     plain, plain_strategy = run_tiny(cache=False, drop_last=False)
     cached, cached_strategy = run_tiny(cache=True, drop_last=False)
-    again, _ = run_tiny(cache=True, drop_last=False)
+    again, again_strategy = run_tiny(cache=True, drop_last=False)
     assert plain.accuracy_matrix == cached.accuracy_matrix == again.accuracy_matrix
-    for (name, a), b in zip(plain_strategy.model.state_dict().items(), cached_strategy.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    for (name, a), b, c in zip(cached_strategy.model.state_dict().items(), plain_strategy.model.state_dict().values(),
+                               again_strategy.model.state_dict().values()):
+        assert torch.equal(a, c), name
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=name)
     assert len(cached_strategy.query_cache) == 2 * 10 and len(plain_strategy.query_cache) == 0
     # with drop_last, a sample dropped in epoch 1 gets its q(x) in a smaller batch later: equal up to round-off
     dropped, dropped_strategy = run_tiny(cache=False)

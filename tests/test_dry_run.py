@@ -98,16 +98,24 @@ run_strategy(strategy, benchmark, name="InfLoRA", config=config, evaluate_untrai
 weights = torch.cat([parameter.detach().flatten() for parameter in strategy.model.parameters()])
 replicas = [torch.zeros_like(weights) for _ in range(accelerator.num_processes)]
 dist.all_gather(replicas, weights)
-print("identical" if all(torch.equal(replicas[0], replica) for replica in replicas) else "different")
+print(max((replicas[0] - replica).abs().max().item() for replica in replicas))
 """
 
 
-def test_data_parallel_replicas_stay_identical(tmp_path):
-    """After InfLoRA on two processes (designs, memories, averaged steps), both hold the same weights."""
+def test_data_parallel_replicas_stay_in_step(tmp_path):
+    """After InfLoRA on two processes (designs, memories, averaged steps), both hold the same weights to round-off.
+
+    Each process trains on its own shard, so without gradient averaging the replicas would differ by the size of
+    the updates. With it they apply the same averaged gradient, but bit-equality is not guaranteed by
+    construction: oneMKL documents that outside its reproducibility mode a result may depend on the memory
+    alignment of the inputs, which differs between processes, and a bit-equality version of this test failed
+    once on a loaded machine and passed on the rerun. Measured on an AVX2 AMD EPYC: 0.
+    """
     script = tmp_path / "replicas.py"
     script.write_text(REPLICA_CHECK)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
     command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", str(script)]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.split() == ["identical", "identical"]
+    differences = [float(value) for value in result.stdout.split()]
+    assert len(differences) == 2 and max(differences) <= 1e-5, result.stdout

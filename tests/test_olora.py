@@ -280,13 +280,18 @@ def test_generative_dry_run_on_a_tiny_t5(tmp_path):
     record = run_olora_generative(cfg, tasks, tokenizer, tiny_t5, penalty_log=log, save_to=tmp_path / "run.json")
     matrix = record.matrix
     assert matrix.shape == (2, 2) and np.isnan(matrix[1, 0])  # only the tasks seen so far are evaluated
-    assert matrix[0, 0] == 1.0 and matrix[1, 1] == 1.0  # the cue words are learned
+    # The cue words are learned: at most one of the four test prompts of a task missed (a wrong label is chance,
+    # 0.5). Exactly 1.0 holds only where the floating-point path happens to learn every cue (measured: 1.0 on AMD
+    # AVX2 and three simulated CPUs, 0.75 on an Intel Xeon with AVX-512).
+    assert matrix[0, 0] >= 0.75 and matrix[1, 1] >= 0.75
     assert record.metrics["A_last"] == pytest.approx(matrix[:, 1].mean())  # the paper's AA
     assert record.trainable_parameters == [2 * 2 * 3 * (4 * 32 + 32 * 4)] * 2  # q, v of 2+4 attentions
     assert record.benchmark["task_order"] == ["colors", "animals"] and (tmp_path / "run.json").is_file()
     assert all(p.orthogonality == 0.0 for p in log if p.experience == 0)
     assert [p.orthogonality > 0 for p in log if p.experience == 1] == [True] * 24  # 3 steps × 8 epochs
-    assert log[-1].task_loss < log[0].task_loss
+    for experience in (0, 1):  # each task's loss falls to under half its start (measured: to 0.12-0.19 of it)
+        losses = [p.task_loss for p in log if p.experience == experience]
+        assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_generative_run_names_the_fix_when_weights_are_missing(tmp_path):
