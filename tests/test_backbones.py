@@ -237,7 +237,7 @@ def test_vit_tiny_corrupted_file_is_refused(tmp_path, monkeypatch):
     corrupted = tmp_path / "model.safetensors"
     corrupted.write_bytes(vit_tiny.WEIGHTS_FILE.read_bytes()[:-10] + b"0" * 10)
     monkeypatch.setattr(vit_tiny, "WEIGHTS_FILE", corrupted)
-    with pytest.raises(ChecksumMismatchError, match="git checkout -- data/pecft-vit-tiny"):
+    with pytest.raises(ChecksumMismatchError, match="force-reinstall pecft_lib.*git checkout -- pecft_lib/data/pecft-vit-tiny"):
         vit_tiny.load_vit_tiny()
     monkeypatch.setattr(vit_tiny, "WEIGHTS_FILE", tmp_path / "absent.safetensors")
     with pytest.raises(CheckpointNotFoundError, match="tools/pretrain_vit_tiny.py"):

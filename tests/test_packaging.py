@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -121,3 +122,60 @@ def test_free_space_check_rejects_bad_arguments(tmp_path):
 def test_first_install_checks_free_space_before_pip():
     recipe = (ROOT / "Makefile").read_text().split("$(VENV)/.installed: pyproject.toml", 1)[1]
     assert recipe.index("tools/check_free_space.sh") < recipe.index("pip install")
+
+
+WHEEL_CHECK = """
+import pathlib, sys
+import pecft_lib
+from pecft_lib.paths import REPO_ROOT, cache_dir
+from pecft_lib.backbones.vit_tiny import load_vit_tiny, pretraining_report, probe_report
+from pecft_lib.benchmarks.split_imagenet_r import load_split
+
+site = pathlib.Path(sys.argv[1])
+assert pathlib.Path(pecft_lib.__file__).is_relative_to(site), pecft_lib.__file__
+assert REPO_ROOT is None, REPO_ROOT
+assert cache_dir().is_relative_to(pathlib.Path.home()), cache_dir()
+load_vit_tiny()  # sha256-checked package data
+assert pretraining_report() and probe_report() and len(load_split().classes) == 200
+print("package data ok")
+"""
+
+
+def test_the_wheel_is_self_contained_outside_the_repository(tmp_path):
+    """Build the wheel, install it outside the repository and use it from another folder: package data (the
+    offline ViT, its reports, the ImageNet-R split), the per-user cache, `pecft list` and a small quick run."""
+    python = Path(sys.executable)
+    wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    work.mkdir()
+    quiet = dict(capture_output=True, text=True, timeout=300)
+    built = subprocess.run([str(python), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+                            str(ROOT)], **quiet)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = wheels.glob("pecft_lib-*.whl")
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],
+                               **quiet)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    env = {key: value for key, value in os.environ.items() if key != "PECFT_CACHE"}
+    env.update(PYTHONPATH=str(site), HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    env.pop("XDG_CACHE_HOME", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([str(python), *args], cwd=work, env=env, **quiet)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result
+
+    assert "package data ok" in run("-c", WHEEL_CHECK, str(site)).stdout
+    assert "l2p:vision" in run("-m", "pecft_lib.cli", "list").stdout
+    out = run("-m", "pecft_lib.cli", "run", "l2p:vision", "--set", "benchmark.train_per_class=10", "--set",
+              "benchmark.test_per_class=5", "--set", "optim.epochs=1", "--out", "run").stdout
+    assert "l2p:vision/L2P [quick]: A_last" in out
+    assert (work / "run" / "finished").is_file()
+
+
+def test_cache_folder_is_pecft_cache_else_the_checkouts_data_cache(monkeypatch, tmp_path):
+    from pecft_lib.paths import REPO_ROOT, cache_dir
+
+    monkeypatch.setenv("PECFT_CACHE", str(tmp_path))
+    assert cache_dir() == tmp_path
+    monkeypatch.delenv("PECFT_CACHE")
+    assert REPO_ROOT == ROOT and cache_dir() == ROOT / "data" / "cache"  # the wheel test covers the user cache

@@ -421,7 +421,7 @@ def test_imagenet_r_edited_split_file_is_refused(imr_files, imr_root, tmp_path, 
     edited = tmp_path / "edited.json"
     edited.write_text(imr_files["split_file"].read_text().replace('"n_test": 200', '"n_test": 201'))
     monkeypatch.setattr(imr_module, "SPLIT_FILE", edited)
-    with pytest.raises(ChecksumMismatchError, match="git checkout -- data/splits/edited.json"):
+    with pytest.raises(ChecksumMismatchError, match="force-reinstall pecft_lib.*git checkout -- pecft_lib/data/splits/edited.json"):
         split_imagenet_r(root=imr_root, download=False)
 
 

@@ -1,4 +1,4 @@
-"""Rebuild data/splits/imagenet-r_coda-prompt.json from CODA-Prompt's ImageNet-R split files.
+"""Rebuild pecft_lib/data/splits/imagenet-r_coda-prompt.json from CODA-Prompt's ImageNet-R split files.
 
 Usage: python tools/imagenet_r_split_from_coda.py TRAIN_YAML TEST_YAML [--source TEXT]
 

@@ -11,7 +11,7 @@ Recipe (DeepCluster-style self-supervision, Caron et al. 2018, on the *unlabeled
 The Fashion-MNIST labels are read only afterwards, by the linear probe that measures the result
 (train-set features → logistic regression → test-set accuracy), which the model card reports.
 
-    python tools/pretrain_vit_tiny.py --out data/pecft-vit-tiny
+    python tools/pretrain_vit_tiny.py --out pecft_lib/data/pecft-vit-tiny
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def train_round(model, images, labels, k, epochs, batch_size, lr, weight_decay, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("data/pecft-vit-tiny"))
+    parser.add_argument("--out", type=Path, default=Path("pecft_lib/data/pecft-vit-tiny"))
     parser.add_argument("--clusters", type=int, default=100)
     parser.add_argument("--pca", type=int, default=50)
     parser.add_argument("--epochs", type=float, default=10)

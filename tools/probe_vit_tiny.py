@@ -1,4 +1,4 @@
-"""Linear-probe accuracy of ``pecft-vit-tiny`` next to two baselines, written to ``data/pecft-vit-tiny/probe.json``.
+"""Linear-probe accuracy of ``pecft-vit-tiny`` next to two baselines, written to ``pecft_lib/data/pecft-vit-tiny/probe.json``.
 
 The same probe (standardised features → logistic regression by L-BFGS on the 60,000 training images → top-1
 on the 10,000 test images) is applied to

@@ -3,8 +3,8 @@
 Architecture: timm's :class:`~timm.models.vision_transformer.VisionTransformer` on 28×28 single-channel
 inputs (Fashion-MNIST's own size, normalised as in :mod:`pecft_lib.benchmarks.split_fashion_mnist`),
 patch 7 → 4×4 = 16 patch tokens + [CLS], width 192, depth 6, 3 heads, pre-norm blocks, final LayerNorm,
-token pooling. Weights are pretrained by ``tools/pretrain_vit_tiny.py`` (recipe in ``data/pecft-vit-tiny/README.md``)
-and committed with their sha256.
+token pooling. Weights are pretrained by ``tools/pretrain_vit_tiny.py`` (recipe in the model card ``pecft_lib/data/pecft-vit-tiny/README.md``)
+and ship with the package, sha256-checked on load.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from timm.models.vision_transformer import VisionTransformer
 
 from ..errors import CheckpointNotFoundError
-from ..paths import REPO_ROOT
+from ..paths import package_data
 from ..checksums import verify_sha256
 from .checkpoints import load_state_dict_file
 
@@ -23,7 +23,7 @@ ARCHITECTURE = dict(
     img_size=28, patch_size=7, in_chans=1, embed_dim=192, depth=6, num_heads=3, mlp_ratio=4.0,
     class_token=True, global_pool="token",
 )
-WEIGHTS_DIR = REPO_ROOT / "data" / "pecft-vit-tiny"
+WEIGHTS_DIR = package_data("pecft-vit-tiny")
 WEIGHTS_FILE = WEIGHTS_DIR / "model.safetensors"
 REPORT_FILE = WEIGHTS_DIR / "pretraining.json"
 PROBE_FILE = WEIGHTS_DIR / "probe.json"
@@ -36,7 +36,7 @@ def create_vit_tiny(num_classes: int = 0, **overrides) -> VisionTransformer:
 
 
 def load_vit_tiny(pretrained: bool = True, weights: str | Path | None = None) -> VisionTransformer:
-    """``pecft-vit-tiny`` with its committed pretrained weights (sha256-verified), or random ones.
+    """``pecft-vit-tiny`` with its pretrained weights shipped in the package (sha256-verified), or random ones.
 
     Args:
         pretrained: ``False`` returns the architecture with random weights.
@@ -49,13 +49,15 @@ def load_vit_tiny(pretrained: bool = True, weights: str | Path | None = None) ->
     path = Path(weights) if weights is not None else WEIGHTS_FILE
     if not path.is_file():
         raise CheckpointNotFoundError(
-            f"{path} does not exist. The pecft-vit-tiny weights are committed to the repository under "
-            "data/pecft-vit-tiny/; restore them with `git checkout -- data/pecft-vit-tiny` or re-create them "
-            "with `python tools/pretrain_vit_tiny.py` (about 45 minutes on 2 CPU cores)."
+            f"{path} does not exist. The pecft-vit-tiny weights ship inside the package (pecft_lib/data/"
+            "pecft-vit-tiny/); reinstall pecft_lib (`pip install --force-reinstall pecft_lib`, or in a checkout "
+            "`git checkout -- pecft_lib/data/pecft-vit-tiny`), or re-create them with "
+            "`python tools/pretrain_vit_tiny.py` (about 45 minutes on 2 CPU cores) and pass weights=PATH."
         )
     if weights is None:
-        verify_sha256(path, SHA256, "restore the committed file with `git checkout -- data/pecft-vit-tiny` "
-                      "(a Git LFS pointer or a partial download also ends here)")
+        verify_sha256(path, SHA256, "reinstall pecft_lib (`pip install --force-reinstall pecft_lib`), or in a "
+                      "checkout restore the file with `git checkout -- pecft_lib/data/pecft-vit-tiny` (a Git LFS "
+                      "pointer or a partial download also ends here)")
     load_state_dict_file(model, path, "pecft-vit-tiny")
     return model
 

@@ -37,7 +37,7 @@ from avalanche.benchmarks.utils import PathsDataset
 from torchvision.datasets.utils import extract_archive
 
 from ..errors import ChecksumMismatchError, DatasetNotFoundError
-from ..paths import REPO_ROOT, cache_dir
+from ..paths import cache_dir, package_data
 from ..checksums import verify_sha256
 from .base import ContinualBenchmark
 from .vision import describe_transforms, download_archive, reference_transforms, split_lazily
@@ -53,7 +53,7 @@ ARCHIVE_SHA256 = "18c6bf493b39a0d975d48e587437f562caab9c52ae6327dcfa9dd8eb54aa1b
 ARCHIVE_MD5 = "a61312130a589d0ca1a8fca1f2bd3337"
 ARCHIVE_BYTES = 2_191_079_936
 
-SPLIT_FILE = REPO_ROOT / "data" / "splits" / "imagenet-r_coda-prompt.json"
+SPLIT_FILE = package_data("splits", "imagenet-r_coda-prompt.json")
 SPLIT_SHA256 = "1fafa5870b878b922d8610959651ce699a792850a2badfb4bec1632d420333ce"
 
 
@@ -126,14 +126,16 @@ def load_split() -> CodaSplit:
     """Read :data:`SPLIT_FILE` after checking its sha256 against :data:`SPLIT_SHA256`."""
     if not SPLIT_FILE.is_file():
         raise DatasetNotFoundError(
-            f"the committed split file {SPLIT_FILE} is missing. Fix: restore it with "
-            f"`git checkout -- data/splits/{SPLIT_FILE.name}`."
+            f"the split file {SPLIT_FILE}, which ships inside the package, is missing. Fix: reinstall pecft_lib "
+            f"(`pip install --force-reinstall pecft_lib`), or in a checkout "
+            f"`git checkout -- pecft_lib/data/splits/{SPLIT_FILE.name}`."
         )
     raw = SPLIT_FILE.read_bytes()
     actual = hashlib.sha256(raw).hexdigest()
     if actual != SPLIT_SHA256:
         raise ChecksumMismatchError(
-            str(SPLIT_FILE), SPLIT_SHA256, actual, f"restore it with `git checkout -- data/splits/{SPLIT_FILE.name}`"
+            str(SPLIT_FILE), SPLIT_SHA256, actual, "reinstall pecft_lib (`pip install --force-reinstall pecft_lib`), "
+            f"or in a checkout `git checkout -- pecft_lib/data/splits/{SPLIT_FILE.name}`"
         )
     record = json.loads(raw)
     return CodaSplit(
