@@ -8,13 +8,15 @@ Parity with the authors' code itself (timm 0.6.7, ViT-B/16) was checked outside 
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 from pecft_lib.compat import from_reference
-from pecft_lib.errors import CheckpointMismatchError, ConfigError, UnknownNameError
+from pecft_lib.errors import CheckpointMismatchError, CheckpointNotFoundError, ConfigError, UnknownNameError
 from pecft_lib.methods.inflora import InfLoRAModel
 from pecft_lib.methods.inflora.reference import read_layout, to_reference_state_dict
 
@@ -228,3 +230,22 @@ def test_every_registered_loader_resolves_to_a_function():
         for source, target in sources.items():
             module_name, function_name = target.split(":")
             assert callable(getattr(importlib.import_module(module_name), function_name)), (method, source)
+
+
+def test_a_checkpoint_is_also_read_from_its_path(images, tmp_path):
+    """A path works like the loaded dict (torch.save's format and safetensors); a missing file and a pickle with
+    Python objects are refused with the fix, never unpickled."""
+    from safetensors.torch import save_file
+
+    state = reference_state_dict()
+    expected = reference_interface(state, images, LEARNED)
+    torch.save({"model_state_dict": state, "tasks": 1}, tmp_path / "checkpoint.pth")
+    save_file({key: value.contiguous() for key, value in state.items()}, tmp_path / "model.safetensors")
+    for path in (tmp_path / "checkpoint.pth", str(tmp_path / "model.safetensors")):
+        model = from_reference("inflora", path, source="inflora", backbone=tiny_vit())
+        torch.testing.assert_close(model(images), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(CheckpointNotFoundError, match="does not exist"):
+        from_reference("inflora", tmp_path / "absent.pth", source="inflora")
+    torch.save({"model_state_dict": state, "args": argparse.Namespace(lr=0.1)}, tmp_path / "with_objects.pth")
+    with pytest.raises(CheckpointMismatchError, match="weights_only=False"):
+        from_reference("inflora", tmp_path / "with_objects.pth", source="inflora")

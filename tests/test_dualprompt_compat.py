@@ -147,3 +147,9 @@ def test_mismatched_checkpoints_are_refused_with_the_offending_keys():
         from_reference_state_dict({k: v for k, v in state.items() if k != "e_prompt.prompt_key"})
     with pytest.raises(ConfigError, match="eval_scope"):
         from_reference_state_dict(state, eval_scope="seen")
+
+
+def test_overlapping_g_and_e_layers_are_refused():
+    """PyTorch DualPrompt applies only G where both prompts are set; our model would concatenate [G, E]."""
+    with pytest.raises(ConfigError, match=r"share blocks \[1\].*disjoint"):
+        from_reference_state_dict(reference_state_dict(), g_layers=[0, 1], e_layers=[1, 2, 3])

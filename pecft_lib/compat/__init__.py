@@ -18,11 +18,15 @@ helpers. A new source is one entry of :data:`REFERENCE_LOADERS` and one loader f
 from __future__ import annotations
 
 import importlib
+import os
+import pickle
+from pathlib import Path
 from typing import Any, Mapping
 
+import torch
 from torch import nn
 
-from ..errors import UnknownNameError
+from ..errors import CheckpointMismatchError, CheckpointNotFoundError, UnknownNameError
 from .state_dict import check_state_dict, rename_fusing_qkv, unwrap_state_dict
 
 REFERENCE_LOADERS: dict[str, dict[str, str]] = {
@@ -35,14 +39,35 @@ REFERENCE_LOADERS: dict[str, dict[str, str]] = {
 arguments and returning the loaded model."""
 
 
-def from_reference(method: str, state_dict: Mapping[str, Any], source: str, **config: Any) -> nn.Module:
+def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
+    """The contents of a checkpoint file: ``.safetensors`` through safetensors, anything else through
+    ``torch.load(..., weights_only=True)`` (tensors and plain containers only, never arbitrary code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist; pass the path of the file the official "
+                                      "code saved, or the state dict itself")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointMismatchError(
+            f"{path} holds Python objects besides tensors ({str(error).splitlines()[0]}), which are not loaded "
+            "from a path for safety; if you trust the file, load it yourself with "
+            "torch.load(path, map_location='cpu', weights_only=False) and pass the result") from error
+
+
+def from_reference(method: str, state_dict: Mapping[str, Any] | str | os.PathLike, source: str,
+                   **config: Any) -> nn.Module:
     """The model of ``method`` holding the weights of a checkpoint written by the official code ``source``.
 
     Args:
         method: the library's method name, a key of :data:`REFERENCE_LOADERS`.
         state_dict: the checkpoint: a state dict, possibly wrapped as ``{"state_dict": …}``,
             ``{"model": …}`` or ``{"model_state_dict": …}`` and possibly with ``nn.DataParallel``'s
-            ``module.`` prefix.
+            ``module.`` prefix; or the path of such a file (:func:`read_checkpoint`).
         source: the code base that wrote it (for InfLoRA: ``"inflora"``, the authors' repository).
         **config: the loader's options (see the loader's docstring).
 
@@ -57,7 +82,10 @@ def from_reference(method: str, state_dict: Mapping[str, Any], source: str, **co
         raise UnknownNameError(f"reference source for {method}", source, sources)
     module_name, function_name = sources[source].split(":")
     loader = getattr(importlib.import_module(module_name), function_name)
+    if isinstance(state_dict, (str, os.PathLike)):
+        state_dict = read_checkpoint(state_dict)
     return loader(unwrap_state_dict(state_dict), **config)
 
 
-__all__ = ["REFERENCE_LOADERS", "check_state_dict", "from_reference", "rename_fusing_qkv", "unwrap_state_dict"]
+__all__ = ["REFERENCE_LOADERS", "check_state_dict", "from_reference", "read_checkpoint", "rename_fusing_qkv",
+           "unwrap_state_dict"]

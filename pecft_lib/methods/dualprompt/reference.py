@@ -109,7 +109,8 @@ def from_reference_state_dict(
     Raises:
         CheckpointMismatchError: not a prefix-tuning PyTorch DualPrompt checkpoint of this architecture; the
             message names every missing, unexpected and mis-shaped key.
-        ConfigError: ``eval_scope="seen"`` (the checkpoint does not record which classes were trained).
+        ConfigError: ``eval_scope="seen"`` (the checkpoint does not record which classes were trained), or
+            ``g_layers`` and ``e_layers`` that share a block.
     """
     if options.get("eval_scope", "all") != "all":
         raise ConfigError("a PyTorch DualPrompt checkpoint does not record the classes trained so far; "
@@ -125,6 +126,12 @@ def from_reference_state_dict(
     n_e, _, pool_size, e_length, heads, _ = e_shape
     g_shape = state_dict[G_PROMPT].shape if G_PROMPT in state_dict else None  # None: use_g_prompt=False
     n_g = 0 if g_shape is None else g_shape[0]
+    overlap = sorted(set(g_layers or ()) & set(e_layers or ()))
+    if overlap:
+        raise ConfigError(
+            f"g_layers and e_layers share blocks {overlap}: PyTorch DualPrompt applies only the G-prompt where both "
+            "are set, while DualPromptModel concatenates [G, E] (the JAX code), so the loaded model would compute a "
+            "different function from the checkpoint's; give disjoint layers (the reference's are [0, 1] and [2, 3, 4])")
     config = DualPromptConfig(**{
         "pool_size": pool_size, "e_length": e_length,
         **({} if g_shape is None else {"g_length": g_shape[2]}),
