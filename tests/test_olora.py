@@ -317,3 +317,10 @@ def test_down_overlap_is_zero_for_orthogonal_rows_and_one_for_identical_ones():
         for _, layer in lora_layers(model):
             layer.lora_A["task_1"].weight.copy_(layer.lora_A["task_0"].weight)
     assert down_overlap(model, 2)[0, 1] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_run_olora_sizes_its_evaluation_from_the_benchmark_it_is_given():
+    """A benchmark passed in decides the number of experiences, not cfg.benchmark (which says 2 here)."""
+    benchmark = image_benchmark(n_classes=6, n_experiences=3)
+    record, _ = run_olora(tiny_config(n_experiences=2), benchmark, backbone_factory=vit_backbone)
+    assert record.matrix.shape == (3, 3) and not np.isnan(record.matrix[:, -1]).any()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -148,8 +149,13 @@ def test_the_wheel_is_self_contained_outside_the_repository(tmp_path):
     wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()
     quiet = dict(capture_output=True, text=True, timeout=300)
+    source = tmp_path / "source"  # setuptools builds in the source tree: a copy keeps build/ out of the repository
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "pecft_lib", source / "pecft_lib", ignore=shutil.ignore_patterns("__pycache__"))
     built = subprocess.run([str(python), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                            str(ROOT)], **quiet)
+                            str(source)], **quiet)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheels.glob("pecft_lib-*.whl")
     installed = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],
@@ -179,3 +185,18 @@ def test_cache_folder_is_pecft_cache_else_the_checkouts_data_cache(monkeypatch, 
     assert cache_dir() == tmp_path
     monkeypatch.delenv("PECFT_CACHE")
     assert REPO_ROOT == ROOT and cache_dir() == ROOT / "data" / "cache"  # the wheel test covers the user cache
+
+
+def test_make_test_checks_the_chapters_on_a_simulated_other_cpu():
+    """The stored outputs come from the machine's own float path; nbval must run on another one (a CPU switch
+    that no machine takes by default), so that a tolerance too tight for another CPU fails here, not on a user's."""
+    makefile = (ROOT / "Makefile").read_text()
+    simulated = re.search(r"^NBVAL_SIMULATED_CPU \?= (.+)$", makefile, re.MULTILINE)
+    assert simulated, "the Makefile must define NBVAL_SIMULATED_CPU"
+    switches = dict(item.split("=", 1) for item in simulated.group(1).split())
+    assert switches and set(switches) <= {"MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"}
+    recipe = makefile.split("\nunit-and-nbval:", 1)[1].split("\n\n", 1)[0]
+    assert "env $(NBVAL_SIMULATED_CPU) $(BIN)/python -m pytest" in recipe and " book" in recipe
+    assert re.search(r"^test:.*\bunit-and-nbval\b", makefile, re.MULTILINE)
+    measured = re.search(r"^SPREAD_CPUS := (.+)$", makefile, re.MULTILINE).group(1).split()
+    assert simulated.group(1) not in {cpu.split(":", 1)[1] for cpu in measured}  # checked on a CPU not measured

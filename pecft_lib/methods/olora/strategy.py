@@ -66,9 +66,10 @@ class OLoRA(ContinualPEFTStrategy):
 
 
 def build_olora_strategy(model: OLoRAClassifier, cfg: OLoRAClassifierConfig,
-                         penalty_log: list[PenaltyRecord] | None = None) -> OLoRA:
+                         penalty_log: list[PenaltyRecord] | None = None, n_experiences: int | None = None) -> OLoRA:
     """O-LoRA with AdamW at ``cfg.optim.lr`` (constant; a fresh optimizer per experience) and the accuracy-matrix
-    evaluator over ``cfg.benchmark.n_experiences`` experiences."""
+    evaluator over ``n_experiences`` experiences (default ``cfg.benchmark.n_experiences``; :func:`prepare_olora`
+    passes the benchmark's own count)."""
     optim, lora = cfg.optim, cfg.olora
     return OLoRA(
         model=model,
@@ -77,7 +78,7 @@ def build_olora_strategy(model: OLoRAClassifier, cfg: OLoRAClassifierConfig,
         lambda_l2=lora.lambda_l2,
         orthogonality=lora.orthogonality,
         penalty_log=penalty_log,
-        **loop_arguments(optim, cfg.benchmark.n_experiences),
+        **loop_arguments(optim, cfg.benchmark.n_experiences if n_experiences is None else n_experiences),
     )
 
 
@@ -95,7 +96,7 @@ def prepare_olora(
     seed_everything(seed)
     backbone = backbone_factory() if backbone_factory is not None else load_backbone(cfg.backbone)
     model = OLoRAClassifier(backbone, benchmark.n_classes, cfg.olora)
-    strategy = build_olora_strategy(model, cfg, penalty_log)
+    strategy = build_olora_strategy(model, cfg, penalty_log, n_experiences=benchmark.n_experiences)
     return strategy, benchmark, {**asdict(cfg), "seed": seed}
 
 
