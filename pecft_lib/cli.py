@@ -85,13 +85,17 @@ def is_finished(out_dir: Path) -> bool:
 
 
 def check_out_dir(out_dir: Path, force: bool) -> None:
-    """Refuse a folder holding another run; with ``force``, remove that run's files (and nothing else)."""
+    """Refuse a folder holding another run, or other files; with ``force``, remove a run's files (and nothing
+    else)."""
     files = RunFiles(out_dir)
     if force:
         for path in (out_dir / EXPERIMENT_FILE, files.finished, files.record, files.progress, files.checkpoint):
             path.unlink(missing_ok=True)
         return
     if not any(path.exists() for path in (out_dir / EXPERIMENT_FILE, files.record, files.checkpoint)):
+        if out_dir.is_dir() and any(out_dir.iterdir()):
+            raise ConfigError(f"{out_dir} is not empty and holds no run; choose a new or empty --out, or pass "
+                              "--force to write the run's files next to what is there (nothing is deleted)")
         return
     if is_finished(out_dir):
         raise ConfigError(f"{out_dir} already holds a finished run; choose another --out, or pass --force to "
@@ -176,26 +180,30 @@ def execute(experiment: Experiment, out_dir: Path, options: RunOptions, resume: 
         if processes > 1:
             raise ConfigError("O-LoRA's generative loop runs in one process (its own loop, not an Avalanche "
                               "strategy): launch it without accelerate's --num_processes")
+        if checkpoint_every:
+            raise ConfigError("O-LoRA's generative loop writes its record after every task but keeps no "
+                              "checkpoints; run it without --checkpoint-every")
         if main_process and not resume:
             save_experiment(out_dir, experiment, options)
         record = _run_generative(run, out_dir if main_process else None, options, resume)
     else:
         strategy, benchmark, config = (prepare_dry(run, options.dry_run_experiences) if options.dry_run
                                        else run.prepare())
+        resumable = processes == 1 and _resumable(strategy)
+        if not resumable and (resume or checkpoint_every):  # refused before anything is written
+            raise ConfigError(f"{run.address} keeps state that checkpoints do not hold (a replay buffer, EWC "
+                              "importances, LwF's previous model) or runs data-parallel, so it has no "
+                              "checkpoints; run it without --checkpoint-every (and start over with --force)")
         if main_process and not resume:  # once the data and weights are there: a failed build leaves no run
             save_experiment(out_dir, experiment, options)
         if processes > 1:
             strategy.plugins.append(GradientAveraging(processes, accelerator.process_index, run.seed))
-        if processes == 1 and _resumable(strategy):
+        if resumable:
             # built once, before run_resumable checks the folder: it calls build() once, right after
             record = run_resumable(lambda: (strategy, benchmark, config), out_dir, name=run.name,
                                    checkpoint_every=checkpoint_every, resume=resume,
                                    evaluate_untrained=run.evaluate_untrained, extra=run.extra)
         else:
-            if resume or checkpoint_every:
-                raise ConfigError(f"{run.address} keeps state that checkpoints do not hold (a replay buffer, EWC "
-                                  "importances, LwF's previous model) or runs data-parallel, so it has no "
-                                  "checkpoints; run it without --checkpoint-every (and start over with --force)")
             extra = (lambda: run.extra(strategy)) if run.extra else None
             record = run_strategy(strategy, benchmark, name=run.name, config=config, extra=extra,
                                   evaluate_untrained=run.evaluate_untrained,

@@ -276,3 +276,28 @@ def test_runs_as_under_accelerate_launch_cpu(capsys, monkeypatch, tmp_path):
     assert "inflora:vision/SeqLoRA [quick, dry run]" in out
     record = json.loads((tmp_path / "launched" / "record.json").read_text())
     assert record["config"]["device"] == "cpu" and record["initial_accuracy"] is not None  # evaluated untrained
+
+
+def test_a_refused_checkpoint_request_leaves_nothing_behind(capsys, tmp_path):
+    """Refused before any file is written, so the same command works once the option is dropped."""
+    assert_error(capsys, ["run", "classic_cl/replay", "--dry-run", "--checkpoint-every", "5", "--out", "out"],
+                 "has no checkpoints; run it without --checkpoint-every")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    status, _, err = run_cli(capsys, "run", "classic_cl/replay", "--dry-run", "--out", "out")
+    assert status == 0, err
+
+
+def test_the_generative_loop_refuses_checkpoints(capsys, tmp_path):
+    assert_error(capsys, ["run", "olora:generative", "--profile", "paper", "--dry-run", "--checkpoint-every", "5",
+                          "--out", "out"], "keeps no checkpoints; run it without --checkpoint-every")
+    assert not (tmp_path / "out" / cli.EXPERIMENT_FILE).exists()
+
+
+def test_an_unrelated_non_empty_folder_is_refused_unless_forced(capsys, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert_error(capsys, ["run", "classic_cl", "--dry-run", "--out", "mine"],
+                 "mine is not empty and holds no run; choose a new or empty --out, or pass --force")
+    status, _, err = run_cli(capsys, "run", "classic_cl", "--dry-run", "--out", "mine", "--force")
+    assert status == 0, err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me" and (tmp_path / "mine" / "finished").exists()
