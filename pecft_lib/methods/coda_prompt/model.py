@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbones import Backbone
+from ...backbones import Backbone, as_backbone
 from ...errors import ConfigError
 from ..prompting import Prompting, PromptClassifier
 from .config import CodaPromptConfig
@@ -118,6 +118,7 @@ class CodaPromptModel(PromptClassifier):
     """
 
     def __init__(self, backbone: Backbone, n_classes: int, n_tasks: int, config: CodaPromptConfig | None = None):
+        backbone = as_backbone(backbone)
         config = config or CodaPromptConfig()
         super().__init__(backbone, n_classes, head_init="torch_default", eval_scope=config.eval_scope)
         width = backbone.embed_dim

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ...backbones import Backbone
+from ...backbones import Backbone, as_backbone
 from ...backbones.attention import Prefix
 from ...errors import ConfigError
 from ..l2p.model import l2_normalize, majority_vote, top_ids
@@ -40,6 +40,7 @@ class DualPromptModel(PromptClassifier):
     """
 
     def __init__(self, backbone: Backbone, n_classes: int, config: DualPromptConfig | None = None):
+        backbone = as_backbone(backbone)
         config = config or DualPromptConfig()
         super().__init__(backbone, n_classes, head_init="zeros" if config.init == "jax" else "trunc_normal",
                          eval_scope=config.eval_scope)

@@ -6,7 +6,7 @@ import torch
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
-from ...backbones import Backbone
+from ...backbones import Backbone, as_backbone
 from .config import TuningConfig
 
 
@@ -16,6 +16,7 @@ class PEFTClassifier(nn.Module):
     def __init__(self, backbone: Backbone, n_classes: int, tuning: TuningConfig):
         super().__init__()
         self.tuning = tuning
+        backbone = as_backbone(backbone)
         self.backbone = backbone.freeze()
         width = backbone.embed_dim
         self.prompts: nn.Parameter | None = None

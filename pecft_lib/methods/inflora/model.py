@@ -7,7 +7,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from ...backbones import Backbone
+from ...backbones import Backbone, as_backbone
 from ..common import ContinualPEFTModel, TaskHeads
 from .config import InfLoRAConfig
 from .layers import InfLoRALinear
@@ -24,6 +24,7 @@ class InfLoRAModel(ContinualPEFTModel):
     def __init__(self, backbone: Backbone, n_classes: int, config: InfLoRAConfig):
         super().__init__()
         self.config = config
+        backbone = as_backbone(backbone)
         self.backbone = backbone.freeze()
         self.layers = list(range(backbone.num_layers)) if config.layers is None else sorted(config.layers)
         if self.layers[-1] >= backbone.num_layers:

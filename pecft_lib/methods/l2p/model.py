@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...backbones import Backbone
+from ...backbones import Backbone, as_backbone
 from ...backbones.base import EncoderOutput
 from ...errors import ConfigError
 from ..prompting import Prompting, PromptClassifier
@@ -39,6 +39,7 @@ class L2PModel(PromptClassifier):
     """
 
     def __init__(self, backbone: Backbone, n_classes: int, config: L2PConfig | None = None):
+        backbone = as_backbone(backbone)
         config = config or L2PConfig()
         super().__init__(backbone, n_classes, head_init="zeros" if config.init == "jax" else "trunc_normal",
                          eval_scope=config.eval_scope)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from ...backbones import Backbone
+from ...backbones import Backbone, as_backbone
 from ..common import ContinualPEFTModel, TaskHeads
 from .adapters import ModuleFactors, add_task_adapter, target_modules, task_factors
 from .config import OLoRAConfig
@@ -23,6 +23,7 @@ class OLoRAClassifier(ContinualPEFTModel):
 
     def __init__(self, backbone: Backbone, n_classes: int, lora: OLoRAConfig):
         super().__init__()
+        backbone = as_backbone(backbone)
         self.backbone = backbone.freeze()
         self.lora = lora
         self.targets = target_modules(backbone.qkv_pattern, lora.targets)
