@@ -59,7 +59,8 @@ def load_backbone(
 def as_backbone(model: nn.Module, name: str | None = None, pooling: str = "mean") -> Backbone:
     """``model`` behind the library's backbone interface, for models the library did not load itself.
 
-    * a :class:`Backbone` is returned as it is;
+    * a :class:`Backbone` is returned as it is, and so is any module that already behaves as one (it has
+      ``freeze()`` and ``embed_dim``, e.g. a feature extractor for the prototype baseline);
     * a timm :class:`~timm.models.vision_transformer.VisionTransformer` (standard pre-norm blocks, [CLS] pooling)
       becomes a :class:`ViTBackbone`;
     * a Hugging Face BERT-family encoder (``embeddings`` + ``encoder.layer``, e.g. ``BertModel``,
@@ -69,7 +70,7 @@ def as_backbone(model: nn.Module, name: str | None = None, pooling: str = "mean"
     Every method model calls this on the backbone it is given, so a raw timm or Hugging Face model may be passed
     directly. Anything else raises a :class:`~pecft_lib.errors.ConfigError` naming what is supported.
     """
-    if isinstance(model, Backbone):
+    if isinstance(model, Backbone) or (hasattr(model, "freeze") and hasattr(model, "embed_dim")):
         return model
     from timm.models.vision_transformer import VisionTransformer
 
