@@ -22,6 +22,7 @@ on whole executed notebooks.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -216,7 +217,10 @@ def compare_cell(stored: dict[str, list[Any]], test: dict[str, list[Any]], toler
                 continue
             comparison = compare_text(a, b, tolerance)
             if not comparison.same_structure:
-                reasons.append(f"{key}: the text around the numbers differs (not only numbers moved)")
+                changed = [line for line in difflib.unified_diff(a.splitlines(), b.splitlines(), "stored",
+                                                                 "computed", n=0, lineterm="")][2:8]
+                reasons.append(f"{key}: the text around the numbers differs (not only numbers moved):\n"
+                               + "\n".join(changed))
                 deviation = math.inf
                 continue
             deviation = max(deviation, comparison.deviation)

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 import yaml
 
-from nbval_numeric import (TOLERANCE_FILE, Tolerance, ToleranceTable, cell_tolerance, compare_text, split_numbers,
-                           tolerances_of)
+from nbval_numeric import (TOLERANCE_FILE, Tolerance, ToleranceTable, cell_tolerance, compare_cell, compare_text,
+                           split_numbers, tolerances_of)
 
 ROOT = Path(__file__).resolve().parent.parent
 PERCENT = Tolerance("percent", abs=1.0)
@@ -48,6 +48,16 @@ def test_integers_text_and_structure_must_be_equal():
     exact = compare_text("0.25", "0.2500001", None)
     assert exact.moved and exact.float_deviation == pytest.approx(1e-7)
     assert not compare_text("0.25", "0.250", None).moved  # the same number written differently
+
+
+def test_a_failing_cell_says_which_numbers_moved_or_which_lines_changed():
+    reasons, deviation = compare_cell({"stdout": ["A_last 64.0\nrun L2P\n"]}, {"stdout": ["A_last 68.0\nrun L2P\n"]},
+                                      PERCENT)
+    assert reasons == ["stdout: A_last ⟨64.0⟩ stored 64.0, computed 68.0 (bound 1)"] and deviation == pytest.approx(4)
+    reasons, _ = compare_cell({"stdout": ["A_last 64.0\nrun L2P\n"]}, {"stdout": ["A_last 64.0\nrun CODA\n"]}, PERCENT)
+    assert reasons[0].endswith("-run L2P\n+run CODA")
+    reasons, _ = compare_cell({"stdout": ["x"]}, {"stdout": ["x"], "stderr": ["warning"]}, PERCENT)
+    assert reasons == ["output kinds differ: stored ['stdout'], computed ['stderr', 'stdout']"]
 
 
 def test_a_tag_must_name_one_class_of_its_chapter():
