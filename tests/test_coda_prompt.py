@@ -1,5 +1,5 @@
 """CODA-Prompt: component weights, prefixes, Gram–Schmidt groups, freezing, schedule, penalty, cache,
-configs, the paper's parameter count and the reference-checkpoint loader (``reference/prompts.md`` §4, §6)."""
+configs, the paper's parameter count and the reference-checkpoint loader (GT-RIPL/CODA-Prompt, commit 6417d4f)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """DualPrompt: what is trained, where gradients go, the carry-over copy, prefix semantics, selection, batch
-independence, the query cache, determinism, configs and the paper's parameter count (``reference/prompts.md``
-§3 and §6)."""
+independence, the query cache, determinism, configs and the paper's parameter count (Wang et al.,
+ECCV 2022)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """InfLoRA: the designed subspace, the memory, interference with old inputs, parameter counts, freezing,
-determinism (``reference/lora.md`` §5, InfLoRA checks 1–7)."""
+determinism (Liang & Li, CVPR 2024; liangyanshuo/InfLoRA, commit e08b00e)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """L2P and the shared prompt skeleton: what is trained, where gradients go, selection, batch independence,
-the query cache, determinism, configs and the paper's parameter count (``reference/prompts.md`` §6)."""
+the query cache, determinism, configs and the paper's parameter count (Wang et al., CVPR 2022)."""
 
 from __future__ import annotations
 

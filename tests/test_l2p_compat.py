@@ -1,5 +1,5 @@
-"""Checkpoints of the PyTorch port of L2P (PT-L2P) loaded into :class:`L2PModel` (``reference/prompts.md`` §2.1,
-§6 items 0 and 2).
+"""Checkpoints of the PyTorch port of L2P (PT-L2P) loaded into :class:`L2PModel` (JH-LEE-KR/l2p-pytorch,
+commit f7bc994).
 
 ``data/l2p_pytorch_reference.pt`` was written by PT-L2P's own ``VisionTransformer`` and ``Prompt`` (timm
 0.6.7) for a tiny ViT (img 8, patch 4, width 16, depth 2, 2 heads; M=4, L_p=2, N=2, 5 classes): the state

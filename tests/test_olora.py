@@ -1,5 +1,6 @@
-"""O-LoRA (lora.md §1, checks of §5): penalties against direct formulas, adapter bookkeeping on peft, the forward as
-base + Σ s·U_i D_i x, frozen past, T5-large's LoRA size, determinism, configs, and a generative dry run."""
+"""O-LoRA (Wang et al., EMNLP Findings 2023; cmnfriend/O-LoRA, commit 07117e1): penalties against direct formulas,
+adapter bookkeeping on peft, the forward as base + Σ s·U_i D_i x, frozen past, T5-large's LoRA size, determinism,
+configs, and a generative dry run."""
 
 from __future__ import annotations
 
@@ -110,8 +111,8 @@ def test_penalty_is_zero_on_the_first_experience_and_positive_on_the_second():
 
 
 def test_trainable_parameters_per_task_on_t5_large():
-    """lora.md §1.1: 144 Linear(1024→1024) → 144 · (8·1024 + 1024·8) = 2,359,296 per task (meta device: no
-    weights are allocated)."""
+    """LoRA on q and v of every T5-large attention: 144 Linear(1024→1024) → 144 · (8·1024 + 1024·8) = 2,359,296
+    per task (meta device: no weights are allocated)."""
     with torch.device("meta"):
         model = OLoRASeq2Seq(create_t5("t5-large", pretrained=False), OLoRAConfig())
         model.begin_task()

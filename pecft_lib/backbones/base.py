@@ -4,15 +4,16 @@ A :class:`Backbone` exposes the pieces of a pre-norm (ViT) or post-norm (BERT) t
 a method can intervene without copying the model:
 
 * **prompt tokens** (L2P, prompt tuning): extra ``[B, P, D]`` embeddings inserted right after the
-  [CLS] token, ``[CLS, prompts, tokens]`` — PyTorch-L2P's layout (``prompts.md`` §2.1);
+  [CLS] token, ``[CLS, prompts, tokens]`` — the layout of PyTorch-L2P (JH-LEE-KR/l2p-pytorch, commit f7bc994);
 * **prefix key/values** (DualPrompt, CODA-Prompt, prefix tuning): per layer, ``(keys, values)``
-  concatenated to the projected keys and values of that layer's attention (§3.1);
+  concatenated to the projected keys and values of that layer's attention (``models/prefix_attention.py`` of
+  google-research/l2p, commit dd8836e);
 * **LoRA on separate q, k, v** (InfLoRA, O-LoRA): every attention is a :class:`SplitQKVAttention` whose
   ``q``/``k``/``v`` are plain ``nn.Linear`` layers that ``peft`` or our own modules can wrap
   (:attr:`Backbone.qkv_pattern` matches their names).
 
-:meth:`Backbone.query_features` is the prompt-free query function q(x) of the prompt methods: a second
-forward pass of the same frozen model, pooled, without gradient (§1).
+:meth:`Backbone.query_features` is the prompt-free query function q(x) of the prompt methods (L2P, Wang et
+al., CVPR 2022): a second forward pass of the same frozen model, pooled, without gradient.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class Backbone(nn.Module, ABC):
 
     @torch.no_grad()
     def query_features(self, inputs: torch.Tensor) -> torch.Tensor:
-        """q(x): pooled features of a prompt-free forward pass, without gradient (``prompts.md`` §1)."""
+        """q(x): pooled features of a prompt-free forward pass, without gradient (L2P's query function)."""
         return self.pool(self.encode(inputs, n_outputs=self.pooled_outputs))
 
     def freeze(self) -> "Backbone":

@@ -2,13 +2,15 @@
 
 timm ≥ 0.9 resolves the bare name ``vit_base_patch16_224`` to its current default weights
 (``augreg2_in21k_ft_in1k``), which none of the papers used; it is therefore refused here. Which
-reference loads which weights (``prompts.md`` §5, ``lora.md`` §2.4):
+reference loads which weights:
 
-* L2P and DualPrompt (JAX and PyTorch ports): the original Google ImageNet-21k ViT-B/16 →
-  ``vit_base_patch16_224.orig_in21k``;
-* CODA-Prompt (timm 0.4.12–0.6.x): AugReg ImageNet-21k fine-tuned on ImageNet-1k →
-  ``vit_base_patch16_224.augreg_in21k_ft_in1k``;
-* InfLoRA: AugReg ImageNet-21k → ``vit_base_patch16_224.augreg_in21k``.
+* L2P and DualPrompt (JAX: google-research/l2p, commit dd8836e; PyTorch ports: JH-LEE-KR/l2p-pytorch,
+  commit f7bc994, and JH-LEE-KR/dualprompt-pytorch, commit 7eb457d): the original Google ImageNet-21k
+  ViT-B/16 → ``vit_base_patch16_224.orig_in21k``;
+* CODA-Prompt (GT-RIPL/CODA-Prompt, commit 6417d4f, with timm 0.4.12–0.6.x): AugReg ImageNet-21k fine-tuned
+  on ImageNet-1k → ``vit_base_patch16_224.augreg_in21k_ft_in1k``;
+* InfLoRA (liangyanshuo/InfLoRA, commit e08b00e, with timm 0.6.7): AugReg ImageNet-21k →
+  ``vit_base_patch16_224.augreg_in21k``.
 """
 
 from __future__ import annotations

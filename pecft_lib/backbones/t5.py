@@ -1,7 +1,7 @@
 """T5 for O-LoRA's paper profile: a generative encoder–decoder, not a pooled encoder.
 
 O-LoRA trains LoRA on the ``q`` and ``v`` projections of every attention of the original T5-large
-(``lora.md`` §1.1; its scripts load ``initial_model/t5-large``). :data:`T5_ARCHITECTURES` holds the
+(cmnfriend/O-LoRA, commit 07117e1; its scripts load ``initial_model/t5-large``). :data:`T5_ARCHITECTURES` holds the
 published configurations so that the exact architecture can be built without downloading anything
 (random weights for dry runs, or on the ``meta`` device to count parameters).
 """

@@ -49,7 +49,8 @@ class ViTBackbone(Backbone):
 
     @property
     def cls_position_embedding(self) -> torch.Tensor:
-        """The position embedding of [CLS], ``[D]`` (PyTorch-L2P copies it onto its prompts, ``prompts.md`` §2.1)."""
+        """The position embedding of [CLS], ``[D]``; PyTorch-L2P (JH-LEE-KR/l2p-pytorch, commit f7bc994) copies
+        it onto its prompts."""
         return self.vit.pos_embed[0, 0]
 
     def embed(self, inputs: torch.Tensor) -> tuple[torch.Tensor, None]:

@@ -3,7 +3,7 @@ and AG News learned one after the other, in three task orders.
 
 Reference: Wang et al. 2023, "Orthogonal Subspace Learning for Language Model Continual Learning" (EMNLP Findings),
 code ``cmnfriend/O-LoRA`` (``CL_Benchmark/``, ``configs/instruction_config.json``, ``src/uie_dataset_lora.py``,
-``src/uie_collator.py``); spec ``reference/lora.md`` §1.3. The benchmark itself comes from LFPT5/ProgPrompt,
+``src/uie_collator.py``; commit 07117e1). The benchmark itself comes from LFPT5/ProgPrompt,
 after the datasets of Zhang et al. 2015.
 
 Two views of the same sampled data:

@@ -19,7 +19,9 @@ image. ``tools/imagenet_r_split_from_coda.py`` rebuilds it from CODA-Prompt's YA
 
 Class order: a permutation drawn with ``seed`` unless ``class_order`` is given; ``class_order=list(range(200))``
 gives CODA-Prompt's tasks (its first trial keeps the label order). The JAX and PyTorch DualPrompt codes use
-other 80/20 splits and label orders, see ``reference/prompts.md`` §3.3.
+other 80/20 splits and label orders: TFDS ``imagenet_r`` ``test[:80%]`` / ``test[80%:]`` in natural label order
+(google-research/l2p, commit dd8836e), and a seeded ``random_split`` with ImageFolder's sorted-wnid order
+(JH-LEE-KR/dualprompt-pytorch, commit 7eb457d).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """What the 224-px image benchmarks (Split CIFAR-100, Split ImageNet-R) share: the reference codes' transforms,
 the input scaling, lazy Avalanche datasets, and downloading and verifying archives.
 
-Transforms follow the reference code, not the papers' text (``reference/prompts.md`` §1, §2.3, §3.3, §4.3;
-``reference/lora.md`` §2.3). Two recipes exist:
+Transforms follow the reference code, not the papers' text (JH-LEE-KR/l2p-pytorch, commit f7bc994;
+JH-LEE-KR/dualprompt-pytorch, commit 7eb457d; GT-RIPL/CODA-Prompt, commit 6417d4f; liangyanshuo/InfLoRA, commit
+e08b00e). Two recipes exist:
 
 ``"coda_prompt"`` (CODA-Prompt ``dataloaders/utils.py`` ``get_transform``; InfLoRA ``utils/data.py`` is the same)
     train ``RandomResizedCrop(224)`` (torchvision's default area 0.08–1, ratio 3/4–4/3, bilinear) + horizontal

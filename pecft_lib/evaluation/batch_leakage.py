@@ -1,7 +1,8 @@
 """Accuracy per experience under a chosen composition of the test batches.
 
-The references evaluate each experience on its own, unshuffled test loader, so every test batch holds a
-single task (``prompts.md`` §1). A model whose prediction for one sample depends on the rest of its batch —
+The references (google-research/l2p, commit dd8836e; JH-LEE-KR/l2p-pytorch, commit f7bc994;
+GT-RIPL/CODA-Prompt, commit 6417d4f) evaluate each experience on its own, unshuffled test loader, so every
+test batch holds a single task. A model whose prediction for one sample depends on the rest of its batch —
 L2P's and DualPrompt's batch-wise majority vote of prompts — then learns the task identity from its
 batch-mates (google-research/l2p#28). :func:`accuracy_per_experience` measures the same model with
 single-experience batches and with batches that mix all experiences, which exposes that leakage: a model

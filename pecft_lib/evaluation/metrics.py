@@ -66,7 +66,8 @@ def forgetting_max(R) -> float | None:
 
     ``F = (1/(T-1)) * sum_{i<T-1} ( max_{i<=tau<=T-1} R[i, tau] - R[i, T-1] )``.
     The maximum includes the final column, so an experience whose accuracy rose contributes 0, never a
-    negative number (``reference/prompts.md`` §1). ``None`` for a single experience.
+    negative number (``train_continual.py`` of google-research/l2p, commit dd8836e; ``engine.py`` of
+    JH-LEE-KR/l2p-pytorch, commit f7bc994). ``None`` for a single experience.
     """
     R = as_matrix(R)
     T = R.shape[0]

@@ -1,7 +1,7 @@
 """One trained prompt model, several test protocols: the accuracy matrix of each, from a single training run.
 
 Two test-time choices change the numbers a prompt method reports without changing what it learned
-(``reference/prompts.md`` §1, §2.5):
+(google-research/l2p, commit dd8836e, and GT-RIPL/CODA-Prompt, commit 6417d4f, differ in both):
 
 * **prompt selection** — per sample, or the batch's majority vote (L2P's and DualPrompt's
   ``batchwise_prompt``). With the references' single-experience test loaders the vote hands every image the

@@ -4,8 +4,8 @@ Per prefixed layer, a set of prompt components with keys and attention vectors; 
 of the components weighted by α = cos(q(x) ⊙ A, K), trained end to end (no key-query loss), and split into
 the layer's key and value prefixes. Components come in one group per task: a task adds its group
 (Gram–Schmidt initialised) and freezes the earlier ones. Built on the shared skeleton
-:mod:`pecft_lib.methods.prompting`; see ``reference/prompts.md`` §4. Checkpoints of the official code load
-with :func:`pecft_lib.methods.coda_prompt.reference.from_reference_state_dict`.
+:mod:`pecft_lib.methods.prompting`. Checkpoints of the official code (GT-RIPL/CODA-Prompt, commit 6417d4f)
+load with :func:`pecft_lib.methods.coda_prompt.reference.from_reference_state_dict`.
 """
 
 from .config import CodaPromptConfig, CodaPromptExperimentConfig, CodaPromptOptimConfig, CodaPromptPresets

@@ -1,8 +1,8 @@
 """Configuration of CODA-Prompt (Smith et al., CVPR 2023) and of its experiments (``configs/coda_prompt.yaml``).
 
-Defaults are the **current reference code** (GT-RIPL/CODA-Prompt, ``experiments/*.sh``: ``--prompt_param
-100 8 0.0``; ``prompts.md`` §4.1–4.3): M=100 components of length L_p=8 at layers 0–4, Gram–Schmidt
-initialisation of each task's new components, no orthogonality penalty, evaluation over the seen classes.
+Defaults are the **current reference code** (GT-RIPL/CODA-Prompt, commit 6417d4f, ``experiments/*.sh``:
+``--prompt_param 100 8 0.0``): M=100 components of length L_p=8 at layers 0–4, Gram–Schmidt initialisation of
+each task's new components, no orthogonality penalty, evaluation over the seen classes.
 The paper's setting (one orthogonal initialisation at the start, penalty μ=0.1, GT-RIPL/CODA-Prompt#12) is
 ``init="orthogonal_at_start", ortho_penalty=0.1``.
 """
@@ -30,7 +30,7 @@ class CodaPromptConfig:
             last L_p/2 its value prefix (so it must be even).
         layers: blocks that get a prefix (the reference's ``e_layers = [0, 1, 2, 3, 4]``).
         ortho_penalty: μ of ``μ · Σ_l [O(K^l) + O(A^l) + O(P^l)]``, ``O(X) = mean((X Xᵀ − I)²)`` over the
-            components in use. Reference default 0.0; the paper used 0.1 (§4.2).
+            components in use. Reference default 0.0; the paper used 0.1 (GT-RIPL/CODA-Prompt#12).
         init: ``"gram_schmidt_per_task"`` (the reference code: each task's new components are drawn from
             N(0, I) when the task starts and orthonormalised against the earlier ones) or
             ``"orthogonal_at_start"`` (the paper, per the reference's comments "in the original paper, we
@@ -64,7 +64,7 @@ class CodaPromptConfig:
 
 @dataclass
 class CodaPromptOptimConfig:
-    """A fresh Adam(0.9, 0.999) per task, the reference's per-epoch cosine, no clipping (§4.3).
+    """A fresh Adam(0.9, 0.999) per task, the reference's per-epoch cosine, no clipping.
 
     ``schedule="cosine"`` sets the learning rate of epoch ``e`` to ``lr · cos(99πe / (200(E−1)))``
     (``utils/schedulers.py``), restarted with every task since the optimizer is rebuilt.

@@ -1,4 +1,4 @@
-"""CODA-Prompt's components, their input-conditioned weights and its prefix prompting (``prompts.md`` §4.1–4.2).
+"""CODA-Prompt's components, their input-conditioned weights and its prefix prompting (Smith et al., CVPR 2023).
 
 Per prefixed layer ``l`` the model holds M components ``P^l [M, L_p, D]`` with keys ``K^l [M, D]`` and
 attention vectors ``A^l [M, D]``, split into one equal group per task. Each group is its own

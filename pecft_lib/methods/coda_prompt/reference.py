@@ -45,7 +45,7 @@ from .config import CodaPromptConfig
 from .model import CodaPromptModel
 
 REFERENCE_VIT = "vit_base_patch16_224.augreg_in21k_ft_in1k"
-"""The reference's backbone (timm 0.4.12's ``vit_base_patch16_224``, ``prompts.md`` §4.3)."""
+"""The reference's backbone (timm 0.4.12's ``vit_base_patch16_224``; its ``requirements.txt`` pins timm 0.4.12)."""
 
 _BLOCK = re.compile(r"feat\.blocks\.(\d+)\.")
 _PROMPT = re.compile(r"prompt\.e_(?P<kind>[kap])_(?P<layer>\d+)")

@@ -1,4 +1,5 @@
-"""CODA-Prompt as an Avalanche strategy: the reference's recipe on the shared prompt skeleton (``prompts.md`` §4.3).
+"""CODA-Prompt as an Avalanche strategy: the reference's recipe (GT-RIPL/CODA-Prompt, commit 6417d4f) on the
+shared prompt skeleton.
 
 Per training experience: the model adds the task's components (Gram–Schmidt) and freezes the earlier ones;
 a fresh Adam(0.9, 0.999) over the new components and the head; the per-epoch cosine

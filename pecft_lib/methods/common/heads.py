@@ -1,8 +1,9 @@
 """One linear head per experience, read as one class-incremental output layer.
 
-InfLoRA's reference (``lora.md`` §2.1) keeps a ``Linear(D, C_t)`` per task, trains only the current one
-with a cross-entropy over the current classes ("local CE", paper Eq. 9), and at test time concatenates
-the logits of every head learned so far (no task identity). :class:`TaskHeads` does this over the
+InfLoRA's reference (``models/sinet_inflora.py`` of liangyanshuo/InfLoRA, commit e08b00e) keeps a
+``Linear(D, C_t)`` per task, trains only the current one with a cross-entropy over the current classes
+("local CE", paper Eq. 9), and at test time concatenates the logits of every head learned so far (no task
+identity). :class:`TaskHeads` does this over the
 benchmark's global class ids: column ``c`` of the output is the logit of class ``c``; classes no head
 has learned yet get ``-inf``, so an argmax never picks them and the softmax of a training step (with
 :class:`~pecft_lib.methods.train_mask.TrainClassMaskPlugin`) runs over the current classes only.

@@ -1,7 +1,7 @@
 """The Avalanche template of the parameter-efficient continual methods (InfLoRA, O-LoRA, ...).
 
-Every method here follows the same protocol, taken from the reference implementations (``lora.md`` §2.3,
-``prompts.md`` §1):
+Every method here follows the same protocol, taken from the reference implementations (liangyanshuo/InfLoRA,
+commit e08b00e; google-research/l2p, commit dd8836e; GT-RIPL/CODA-Prompt, commit 6417d4f):
 
 1. before training experience ``t`` the model adds that experience's pieces — a LoRA branch, an adapter,
    a head — and freezes the earlier ones (:meth:`ContinualPEFTModel.begin_experience`);
@@ -59,8 +59,8 @@ def loop_arguments(loop: LoopConfig, n_experiences: int, device_key: str = "opti
 
 
 def reference_cosine_lr(epoch: int, epochs: int) -> float:
-    """InfLoRA's and CODA-Prompt's per-epoch factor ``cos(99 π e / (200 (K - 1)))`` (``lora.md`` §2.3,
-    ``prompts.md`` §4.3): 1 at the first epoch, 0.0157 at the last of 20; the rate never reaches zero."""
+    """InfLoRA's and CODA-Prompt's per-epoch factor ``cos(99 π e / (200 (K - 1)))`` (``utils/schedulers.py``
+    of both references): 1 at the first epoch, 0.0157 at the last of 20; the rate never reaches zero."""
     return 1.0 if epochs <= 1 else math.cos(99 * math.pi * epoch / (200 * (epochs - 1)))
 
 

@@ -4,8 +4,8 @@ A shared G-prompt at the first blocks and a pool of task-specific E-prompts at t
 as attention prefixes (prefix-tuning) into a frozen ViT. Training task t uses E-prompt t and pulls its key
 towards the task's queries; at test time each input picks the E-prompt whose key is closest (cosine) to
 its prompt-free query q(x). The head reads [CLS]. Built on the shared skeleton
-:mod:`pecft_lib.methods.prompting`; see ``reference/prompts.md`` §3. :mod:`.reference` loads checkpoints of
-the PyTorch port (JH-LEE-KR/dualprompt-pytorch).
+:mod:`pecft_lib.methods.prompting`. Official code: google-research/l2p (commit dd8836e); :mod:`.reference`
+loads checkpoints of the PyTorch port (JH-LEE-KR/dualprompt-pytorch, commit 7eb457d).
 """
 
 from .config import (

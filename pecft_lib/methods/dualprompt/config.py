@@ -1,9 +1,10 @@
 """Configuration of DualPrompt (Wang et al., ECCV 2022) and of its experiments (``configs/dualprompt.yaml``).
 
-Defaults are the reference code's Split CIFAR-100 setting (JAX ``configs/cifar100_dualprompt.py`` = PyTorch
-DualPrompt ``configs/cifar100_dualprompt.py``, ``prompts.md`` §3.1–3.3): G-prompt of length 5 at layers 0–1,
-a pool of 10 E-prompts of length 5 at layers 2–4 with one key each, top-1, pull coefficient 1.0, the
-current task's E-prompt forced during training and copied from the previous task's at the start of a task.
+Defaults are the reference code's Split CIFAR-100 setting (JAX ``configs/cifar100_dualprompt.py`` of
+google-research/l2p, commit dd8836e = PyTorch DualPrompt ``configs/cifar100_dualprompt.py`` of
+JH-LEE-KR/dualprompt-pytorch, commit 7eb457d): G-prompt of length 5 at layers 0–1, a pool of 10 E-prompts
+of length 5 at layers 2–4 with one key each, top-1, pull coefficient 1.0, the current task's E-prompt forced
+during training and copied from the previous task's at the start of a task.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class DualPromptConfig:
     """The method's own settings.
 
     A prompt of "length L" is L key vectors and L value vectors per layer, concatenated to that layer's
-    attention keys and values after the frozen projections (prefix-tuning, JAX semantics, §3.1).
+    attention keys and values after the frozen projections (prefix-tuning, JAX semantics,
+    ``models/prefix_attention.py``).
 
     Attributes:
         pool_size: M_e, E-prompts (and keys) in the pool; the reference uses one per task, so a benchmark
@@ -38,17 +40,18 @@ class DualPromptConfig:
         pull_coefficient: λ of the key loss −λ·mean_b cos(q_b, k_selected(b)).
         batchwise_selection: the reference's majority vote over the batch at test time
             (``batchwise_prompt=True``, used by both references for CIFAR-100). **Leaks task identity**, since
-            test batches hold a single task (§2.5, §3.1); off by default, then every sample picks its
-            E-prompt alone.
+            test batches hold a single task (google-research/l2p#28); off by default, then every sample
+            picks its E-prompt alone.
         carry_over_previous_prompt: at the start of task t > 0, overwrite E-prompt t with a copy of E-prompt
-            t − 1 (not the key): the references' ``shared_prompt_pool=True`` (§3.1).
+            t − 1 (not the key): the references' ``shared_prompt_pool=True``.
         init: ``"pytorch"`` (prompts and keys U(−1, 1), head trunc-normal(0.02): PyTorch DualPrompt) or
             ``"jax"`` (prompts and keys U[0, 0.01), head zeros: the JAX code).
         prefix_layout: ``"jax"`` (key prefix = slot 0, value prefix = slot 1 of the selected prompt, per
             sample) or ``"pytorch_reshape"``, a bug-compatible emulation of PyTorch DualPrompt's
             ``prompt.py``, which reshapes a ``(2, B, …)`` tensor to ``(B, 2, …)`` without permuting: in a
             batch of B samples, sample b gets slots ``(2b) // B`` and ``(2b+1) // B`` of samples
-            ``2b mod B`` and ``(2b+1) mod B`` as key and value prefixes (§3.5). It mixes samples (a
+            ``2b mod B`` and ``(2b+1) mod B`` as key and value prefixes (JH-LEE-KR/dualprompt-pytorch#8).
+            It mixes samples (a
             leakage channel) and exists for parity with that code only; with B = 1 both layouts agree.
         eval_scope: ``"all"`` classes of the benchmark at evaluation (the DualPrompt references) or the
             ``"seen"`` ones only (CODA-Prompt's protocol).
@@ -88,8 +91,9 @@ class DualPromptConfig:
 
 @dataclass
 class DualPromptOptimConfig(L2POptimConfig):
-    """L2P's recipe (§2.3) with DualPrompt's batch: a fresh Adam(0.9, 0.999) per task, constant learning
-    rate ``lr · batch_size / lr_reference_batch``, global-norm clipping 1.0, no weight decay (§3.3)."""
+    """L2P's recipe with DualPrompt's batch: a fresh Adam(0.9, 0.999) per task, constant learning rate
+    ``lr · batch_size / lr_reference_batch``, global-norm clipping 1.0, no weight decay (JAX
+    ``configs/*_dualprompt.py``; ``main.py`` of JH-LEE-KR/dualprompt-pytorch)."""
 
     batch_size: int = 24
 

@@ -1,4 +1,5 @@
-"""DualPrompt's G-prompt, E-prompt pool, task-forced training selection and prefix insertion (``prompts.md`` §3.1–3.2)."""
+"""DualPrompt's G-prompt, E-prompt pool, task-forced training selection and prefix insertion (Wang et al.,
+ECCV 2022)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from ..prompting import Prompting, PromptClassifier
 from .config import DualPromptConfig
 
 KEY, VALUE = 0, 1
-"""Slots of a prefix prompt ``[..., 2, L, D]``: key vectors, value vectors (JAX semantics, §3.5)."""
+"""Slots of a prefix prompt ``[..., 2, L, D]``: key vectors, value vectors (JAX semantics: google-research/l2p,
+commit dd8836e)."""
 
 
 class DualPromptModel(PromptClassifier):

@@ -21,9 +21,10 @@ head, as the attention splits its keys. The reference applies the G-prompt (``n_
 ``g_prompt_layer_idx=[0, 1]``) and the E-prompts (``n_e`` blocks, default ``[2, 3, 4]``); the block indices
 are not in the state dict. Its test-time prediction (``train=False``, per-sample selection) is what the
 loaded model computes with ``prefix_layout="pytorch_reshape"`` for any batch, and with the default ``"jax"``
-layout for single images: the reference's reshape mixes the prefixes of the samples of a batch (§3.5, see
-:class:`~.config.DualPromptConfig`). The loaded model is for prediction: every parameter is frozen, and the
-task being trained (:attr:`DualPromptModel.task`) is not in the state dict.
+layout for single images: the reference's reshape mixes the prefixes of the samples of a batch
+(JH-LEE-KR/dualprompt-pytorch#8, see :class:`~.config.DualPromptConfig`). The loaded model is for
+prediction: every parameter is frozen, and the task being trained (:attr:`DualPromptModel.task`) is not in
+the state dict.
 """
 
 from __future__ import annotations

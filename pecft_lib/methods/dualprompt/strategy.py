@@ -1,5 +1,5 @@
 """DualPrompt as an Avalanche strategy: PyTorch DualPrompt's recipe on the shared prompt skeleton
-(``prompts.md`` §3.3).
+(JH-LEE-KR/dualprompt-pytorch, commit 7eb457d).
 
 Per training experience the model moves to the next E-prompt (copied from the previous one), then a fresh
 Adam(0.9, 0.999) is built over the G-prompt, the E-prompt pool, the keys and the head; constant learning

@@ -4,7 +4,8 @@ Each task adds a low-rank branch ``up_t · down_t`` to the key and value project
 *designed* before training — its rows span the new task's principal input directions with the old tasks'
 input subspace projected out — and frozen; only ``up_t`` (and the task's head) is trained. By the paper's
 Proposition 1 the update then lies in a subspace orthogonal to the old tasks' inputs, so it does not
-interfere with them. See ``reference/lora.md`` §2 and the chapter ``book/inflora``.
+interfere with them. Official code: liangyanshuo/InfLoRA (commit e08b00e); see also the chapter
+``book/inflora``.
 """
 
 from .analysis import branch_interference

@@ -17,7 +17,7 @@ SCHEDULES = ("reference_cosine", "constant")
 
 @dataclass
 class InfLoRAConfig:
-    """The method's own settings (``lora.md`` §2.1–2.2, reference ``configs/*.json``).
+    """The method's own settings (Liang & Li, CVPR 2024; liangyanshuo/InfLoRA, commit e08b00e, ``configs/*.json``).
 
     Attributes:
         rank: rank ``r`` of each task's branch (10 for CIFAR-100 and ImageNet-R).

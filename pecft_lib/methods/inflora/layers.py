@@ -1,6 +1,6 @@
 """The InfLoRA branch on one frozen projection: ``W x + b + Σ_j up_j (down_j x)``.
 
-Naming (``lora.md`` §0, the most common source of bugs): ``down`` is the ``r × d_in`` matrix applied
+Naming (the most common source of bugs): ``down`` is the ``r × d_in`` matrix applied
 first, ``up`` the ``d_out × r`` one applied second. In the InfLoRA **paper** the designed, frozen matrix
 is called ``B_t`` and the trained one ``A_t``; in the reference **code** and in ``peft`` they are
 ``lora_A`` (= our ``down``) and ``lora_B`` (= our ``up``). So:
@@ -12,7 +12,8 @@ ours          paper               reference code   trained?
 ``up[t]``     A_t (zero init)     ``lora_B_*[t]``  during task t only
 ============  ==================  ===============  ==================
 
-No α/r scaling, no dropout, no bias (``lora.md`` §2.1): the reference adds ``Σ_j lora_B_j lora_A_j x``.
+No α/r scaling, no dropout, no bias: the reference (``models/vit_inflora.py`` of liangyanshuo/InfLoRA,
+commit e08b00e) adds ``Σ_j lora_B_j lora_A_j x``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """InfLoRA's model: a frozen backbone whose key and value projections carry per-task branches, plus
-per-task heads (``lora.md`` §2.1)."""
+per-task heads (Liang & Li, CVPR 2024; liangyanshuo/InfLoRA, commit e08b00e)."""
 
 from __future__ import annotations
 
@@ -89,8 +89,8 @@ class InfLoRAModel(ContinualPEFTModel):
         (``d × d``, float64 on the CPU), over all tokens of all ``batches`` — padding tokens excluded.
 
         The reference accumulates it inside the attention's forward over all 197 tokens of every training
-        image (``lora.md`` §2.2 step 1). Runs in eval mode through the current model (earlier branches
-        active).
+        image (``models/vit_inflora.py`` of liangyanshuo/InfLoRA, commit e08b00e). Runs in eval mode through
+        the current model (earlier branches active).
         """
         sums: dict[int, torch.Tensor] = {}
         counts = dict.fromkeys(self.layers, 0)

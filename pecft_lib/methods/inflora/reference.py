@@ -1,12 +1,13 @@
 """State dicts of the official InfLoRA code (``liangyanshuo/InfLoRA``) ↔ :class:`InfLoRAModel`.
 
-The reference model ``SiNet`` (``lora.md`` §2.1) holds ``image_encoder``, a timm-0.6.7 ``VisionTransformer``
-whose attentions keep the fused ``qkv`` and own ``lora_A_k[t]``, ``lora_B_k[t]``, ``lora_A_v[t]``,
-``lora_B_v[t]`` for **every** one of the ``total_sessions`` tasks from the start (``lora_B = 0`` until the
-task is trained), and ``classifier_pool[t]``, one ``Linear(d, init_cls)`` per task, also pre-allocated.
-Its class-incremental prediction ``SiNet.interface`` takes the [CLS] token after the final norm, with the
-branches of tasks ``0 … numtask−1`` summed into the keys and values, and concatenates the logits of heads
-``0 … numtask−1``: what an :class:`InfLoRAModel` with ``numtask`` tasks computes.
+The reference model ``SiNet`` (``models/sinet_inflora.py``, commit e08b00e) holds ``image_encoder``, a
+timm-0.6.7 ``VisionTransformer`` whose attentions keep the fused ``qkv`` and own ``lora_A_k[t]``,
+``lora_B_k[t]``, ``lora_A_v[t]``, ``lora_B_v[t]`` for **every** one of the ``total_sessions`` tasks from the
+start (``lora_B = 0`` until the task is trained), and ``classifier_pool[t]``, one ``Linear(d, init_cls)``
+per task, also pre-allocated. Its class-incremental prediction ``SiNet.interface`` takes the [CLS] token
+after the final norm, with the branches of tasks ``0 … numtask−1`` summed into the keys and values, and
+concatenates the logits of heads ``0 … numtask−1``: what an :class:`InfLoRAModel` with ``numtask`` tasks
+computes.
 
 Key mapping (``i`` = block, ``t`` = task, ``d`` = width, ``r`` = rank):
 
@@ -47,7 +48,7 @@ from .config import InfLoRAConfig
 from .model import InfLoRAModel
 
 REFERENCE_VIT = "vit_base_patch16_224.augreg_in21k"
-"""The reference's backbone (timm 0.6.7's ``vit_base_patch16_224_in21k``, ``lora.md`` §2.1)."""
+"""The reference's backbone (timm 0.6.7's ``vit_base_patch16_224_in21k``, ``models/sinet_inflora.py``)."""
 
 IGNORED_PREFIXES: dict[str, str] = {
     "image_encoder.head.": "the pretrained ViT's ImageNet-21k classifier, never applied",

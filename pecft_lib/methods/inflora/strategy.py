@@ -1,6 +1,6 @@
 """InfLoRA as an Avalanche strategy: design before each task, train ``up`` and the head, update the memory.
 
-Per training experience ``t`` (reference ``methods/inflora.py``, ``lora.md`` §2.2–2.3):
+Per training experience ``t`` (reference ``methods/inflora.py`` of liangyanshuo/InfLoRA, commit e08b00e):
 
 1. the model adds a branch (``down = up = 0``) to the key and value projections of every branched block
    and a head for the new classes; earlier branches and heads are frozen;

@@ -1,7 +1,8 @@
 """InfLoRA's subspaces: the designed down-projection and the DualGPM memory of old-task inputs.
 
 Everything here works on one layer's **uncentered input covariance** ``C = (1/N) Σ x xᵀ`` (``d × d``),
-averaged over every token of every training image, as the reference gathers it (``lora.md`` §2.2).
+averaged over every token of every training image, as the reference gathers it (liangyanshuo/InfLoRA,
+commit e08b00e).
 
 * :func:`design_down_projection` — before task ``t``: project the old-task subspace ``M`` out of ``C``
   and take the top-``r`` left singular vectors as the rows of ``down`` (paper: ``B_t``, Eq. 7–8). Its
@@ -83,7 +84,7 @@ class SubspaceMemory:
         return SubspaceMemory(self.basis.clone(), self.kind, self.dual)
 
     def project_out(self, covariance: torch.Tensor) -> torch.Tensor:
-        """``(I − P_M) C`` — the reference's one-sided projection (``lora.md`` §2.2)."""
+        """``(I − P_M) C`` — the reference's one-sided projection (``methods/inflora.py``)."""
         basis = self.basis.to(covariance.dtype)
         if self.kind == "remove":
             return covariance - basis @ (basis.T @ covariance)

@@ -3,7 +3,8 @@
 A pool of M prompts with learnable keys; each input picks the N prompts whose keys are closest (cosine) to
 its prompt-free query q(x); the selected prompts are inserted after [CLS] of the frozen ViT, the head reads
 the mean of their outputs, and a surrogate loss pulls the selected keys towards the query. Built on the
-shared skeleton :mod:`pecft_lib.methods.prompting`; see ``reference/prompts.md`` §2.
+shared skeleton :mod:`pecft_lib.methods.prompting`. Official code: google-research/l2p (commit dd8836e; the v1
+setting at 98b10ea) and its PyTorch port JH-LEE-KR/l2p-pytorch (commit f7bc994).
 """
 
 from .config import L2PConfig, L2PExperimentConfig, L2POptimConfig, L2PPresets

@@ -1,7 +1,8 @@
 """Configuration of L2P (Wang et al., CVPR 2022) and of its experiments (``configs/l2p.yaml``).
 
-Defaults are the **v1 setting** of the reference code: JAX v1 (98b10ea) = PyTorch-L2P = PILOT, M=10 prompts
-of length L_p=5, top N=5, pull coefficient λ=0.1 (``prompts.md`` §2.1–2.2). The later JAX HEAD setting is
+Defaults are the **v1 setting** of the reference code: JAX v1 (google-research/l2p, commit 98b10ea) =
+PyTorch-L2P (JH-LEE-KR/l2p-pytorch, commit f7bc994) = PILOT (sun-hailong/LAMDA-PILOT, commit 2647455), M=10
+prompts of length L_p=5, top N=5, pull coefficient λ=0.1. The later JAX HEAD setting (commit dd8836e) is
 M=10, L_p=10, N=4, λ=1.0 *with* prompts placed before [CLS] without position embedding; its sizes and λ can
 be set here, its token layout cannot (the backbone inserts prompts after [CLS], PyTorch-L2P's layout).
 """
@@ -29,8 +30,8 @@ class L2PConfig:
         top_k: N, prompts selected per sample; N·L_p tokens are inserted after [CLS].
         pull_coefficient: λ of the surrogate loss −λ·mean_b Σ_{j∈sel(b)} cos(q_b, k_j).
         batchwise_selection: the reference's majority vote over the batch (``batchwise_prompt=True``).
-            **Leaks task identity** at test time, where batches hold a single task (§2.5,
-            google-research/l2p#28); off by default, then every sample is prompted independently.
+            **Leaks task identity** at test time, where batches hold a single task
+            (google-research/l2p#28); off by default, then every sample is prompted independently.
         init: ``"pytorch"`` (prompts and keys U(−1, 1), head trunc-normal(0.02): PyTorch-L2P) or ``"jax"``
             (prompts and keys U[0, 0.01), head zeros: the JAX code).
         position_embedding: ``"cls_copy"`` (the prompts get the [CLS] position embedding: JAX v1 and
@@ -66,7 +67,7 @@ class L2PConfig:
 
 @dataclass
 class L2POptimConfig:
-    """A fresh Adam(0.9, 0.999) per task, constant learning rate, gradient clipping (§2.3).
+    """A fresh Adam(0.9, 0.999) per task, constant learning rate, gradient clipping (``configs/cifar100_l2p.py``).
 
     The effective learning rate is ``lr · batch_size / lr_reference_batch`` as in the reference code
     (``None`` = ``lr`` unscaled); :attr:`effective_lr` is stored in every run record.

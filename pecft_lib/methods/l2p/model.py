@@ -1,4 +1,4 @@
-"""L2P's prompt pool, query-key selection and prompt-pooled head (``prompts.md`` §2.1–2.2)."""
+"""L2P's prompt pool, query-key selection and prompt-pooled head (Wang et al., CVPR 2022)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def top_ids(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def majority_vote(ids: torch.Tensor, pool_size: int) -> torch.Tensor:
-    """The ``k`` ids most often present in the rows of ``ids [B, k]``, ties → lower id first (§2.1)."""
+    """The ``k`` ids most often present in the rows of ``ids [B, k]``, ties → lower id first (JAX ``lax.top_k``)."""
     counts = torch.bincount(ids.flatten(), minlength=pool_size)
     return top_ids(counts, ids.shape[1])
 

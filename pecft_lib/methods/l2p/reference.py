@@ -2,7 +2,7 @@
 
 PT-L2P's ``engine.py`` saves ``{"model": model.state_dict(), "optimizer": …, "epoch": …, "args": …}`` after
 every task (``checkpoint/task<t>_checkpoint.pth``); ``model`` is its own timm-0.6-style
-``VisionTransformer`` built with ``prompt_pool=True`` (``vision_transformer.py``; ``prompts.md`` §2.1):
+``VisionTransformer`` built with ``prompt_pool=True`` (``vision_transformer.py`` at commit f7bc994):
 
 * ``prompt.prompt`` ``[M, L_p, D]`` and ``prompt.prompt_key`` ``[M, D]`` — the pool and its keys;
 * ``pos_embed`` ``[1, 1 + N·L_p + P, D]`` — the table is **enlarged** by ``N·L_p`` rows for the prompt
@@ -43,7 +43,7 @@ every other ``<name>``                          ``backbone.vit.<name>``
 ==============================================  ===========================================================
 
 Checked parity (a throwaway harness against PT-L2P's own modules, not part of this repository): cosine
-matrix, per-sample and batch-wise ids, ``reduce_sim`` and logits agree (``prompts.md`` §6 item 2).
+matrix, per-sample and batch-wise ids, ``reduce_sim`` and logits agree.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from .config import L2PConfig
 from .model import L2PModel
 
 REFERENCE_VIT = "vit_base_patch16_224.orig_in21k"
-"""PT-L2P's backbone: ViT-B/16, 224 px, 12 heads, the original ImageNet-21k weights (``prompts.md`` §2.3)."""
+"""PT-L2P's backbone: ViT-B/16, 224 px, 12 heads, the original ImageNet-21k weights (``imagenet21k/ViT-B_16.npz``)."""
 
 PROMPT, KEY, POS_EMBED = "prompt.prompt", "prompt.prompt_key", "pos_embed"
 _QKV = re.compile(r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)")
@@ -184,7 +184,7 @@ def from_reference_state_dict(
             position table.
         batchwise_selection: the reference's majority vote over the batch. PT-L2P's CIFAR-100 default is
             ``batchwise_prompt=True``, but at test time, where a batch holds one task, that leaks task identity
-            (``prompts.md`` §2.5, google-research/l2p#28); off by default, turn it on to reproduce the
+            (google-research/l2p#28); off by default, turn it on to reproduce the
             reference's reported numbers. With it on, tied vote counts go to the lower prompt id.
         pull_coefficient: λ of the key pull (``--pull_constraint_coeff``, 0.1 in PT-L2P); training only.
         backbone: the ViT whose weights are replaced: a tag of

@@ -1,4 +1,5 @@
-"""L2P as an Avalanche strategy: PyTorch-L2P's recipe on the shared prompt skeleton (``prompts.md`` §2.3).
+"""L2P as an Avalanche strategy: PyTorch-L2P's recipe (JH-LEE-KR/l2p-pytorch, commit f7bc994) on the shared
+prompt skeleton.
 
 Per training experience: a fresh Adam(0.9, 0.999) over prompts, keys and head (all of them, in every task),
 constant learning rate, global-norm clipping, cross-entropy over the current classes (train mask) plus the

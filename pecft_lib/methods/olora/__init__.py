@@ -1,6 +1,6 @@
 """O-LoRA (Wang et al. 2023, "Orthogonal Subspace Learning for Language Model Continual Learning"): one LoRA
 adapter per task, all summed at inference, trained under a penalty on the overlap of its down-projection with the
-previous tasks' (spec: ``reference/lora.md`` §1)."""
+previous tasks' (official code: cmnfriend/O-LoRA, commit 07117e1)."""
 
 from .analysis import down_overlap
 from .adapters import ModuleFactors, adapter_name, add_task_adapter, lora_layers, target_modules, task_factors

@@ -1,13 +1,13 @@
-"""One ``peft`` LoRA adapter per experience, all active, only the newest trainable (``lora.md`` §1.1, §1.7).
+"""One ``peft`` LoRA adapter per experience, all active, only the newest trainable (cmnfriend/O-LoRA, commit 07117e1).
 
 The reference keeps, in every LoRA'd linear layer, a frozen "old" branch (the concatenation of all previous
 tasks' factors) and a trainable "new" branch; both are summed into the output with the same scaling
 ``s = α / r``. Here every task is a named ``peft`` adapter ``task_0``, ``task_1``, ...; ``peft``'s LoRA layer
 sums its active adapters, each with its own scaling, which is the same function
-(``y = W x + b + s · Σ_i U_i D_i drop(x)``). Two differences to the reference, both documented in ``lora.md``
-§1.7: ``peft`` draws an independent dropout mask per adapter (the reference shares one), and nothing is merged
-or concatenated — ``add_weighted_adapter(..., "cat")`` would fold the scaling into the down matrices and change
-the size of the orthogonality penalty.
+(``y = W x + b + s · Σ_i U_i D_i drop(x)``). Two differences to the reference: ``peft`` draws an independent
+dropout mask per adapter (the reference shares one), and nothing is merged or concatenated —
+``add_weighted_adapter(..., "cat")`` would fold the scaling into the down matrices and change the size of the
+orthogonality penalty.
 
 ``peft`` re-enables gradients on every adapter it touches (injecting a new adapter marks all adapters trainable;
 ``set_adapter`` makes all active adapters trainable), so :func:`add_task_adapter` freezes the old adapters
@@ -74,7 +74,7 @@ def add_task_adapter(model: nn.Module, lora: OLoRAConfig, targets: str, task: in
 
 @dataclass(frozen=True)
 class ModuleFactors:
-    """The LoRA factors of one adapted layer ``m`` after experience ``t`` was added (``lora.md`` §1.2 notation).
+    """The LoRA factors of one adapted layer ``m`` after experience ``t`` was added (notation of :mod:`.loss`).
 
     Attributes:
         name: the layer's module name.

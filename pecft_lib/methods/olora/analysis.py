@@ -12,7 +12,7 @@ from .adapters import adapter_name, lora_layers
 @torch.no_grad()
 def down_overlap(model: nn.Module, n_tasks: int) -> np.ndarray:
     """``[n_tasks, n_tasks]``: the mean absolute cosine between the rows of task ``i``'s and task ``j``'s down
-    matrices ``D_i``, ``D_j``, averaged over the LoRA'd layers (``lora.md`` §5, O-LoRA check 4).
+    matrices ``D_i``, ``D_j``, averaged over the LoRA'd layers.
 
     0 means orthogonal row spaces, which the penalty ``Σ |D_i D_jᵀ|`` pushes towards; two random rows of
     width ``d`` have a mean absolute cosine near ``sqrt(2 / (π d))``. The diagonal compares a task's rows

@@ -1,7 +1,8 @@
 """Configuration of O-LoRA (Wang et al. 2023): the method's hyperparameters and its experiments.
 
-Defaults are the reference's (``lora.md`` §1.1–§1.3): rank 8, α 32 (scaling α/r = 4), dropout 0.1, LoRA on
-``q`` and ``v``, λ1 = 0.5, λ2 = 0, AdamW at a constant learning rate 1e-3, one epoch per task, global batch 64.
+Defaults are the reference's (cmnfriend/O-LoRA, commit 07117e1): rank 8, α 32 (scaling α/r = 4), dropout 0.1,
+LoRA on ``q`` and ``v``, λ1 = 0.5, λ2 = 0, AdamW at a constant learning rate 1e-3, one epoch per task, global
+batch 64.
 ``configs/olora.yaml`` holds the experiments: an encoder classifier per modality in the quick profile, T5-large
 generating the label strings of O-LoRA's text benchmark in the paper profile.
 """
@@ -17,15 +18,15 @@ from ...errors import ConfigError
 from ..baselines import BaselineConfig
 
 ORTHOGONALITY_FORMS = ("reference_l1", "paper_squared")
-"""``reference_l1``: Σ |D_old D_tᵀ| over entries and modules, as the official code computes it (``lora.md``
-§1.2); ``paper_squared``: Σ (D_old D_tᵀ)², the squared entries the paper writes."""
+"""``reference_l1``: Σ |D_old D_tᵀ| over entries and modules, as the official code computes it
+(``src/uie_trainer_lora.py``); ``paper_squared``: Σ (D_old D_tᵀ)², the squared entries the paper writes."""
 
 LORA_TARGETS = ("q", "k", "v")
 
 
 @dataclass
 class OLoRAConfig:
-    """O-LoRA's hyperparameters (``lora.md`` §1.1, §1.2).
+    """O-LoRA's hyperparameters (Wang et al., EMNLP Findings 2023; cmnfriend/O-LoRA, commit 07117e1).
 
     Every experience gets a fresh LoRA pair (down ``D_t``: rank × d_in, up ``U_t``: d_out × rank) on each
     ``targets`` projection; the loss of experience ``t`` is
@@ -67,7 +68,7 @@ class OLoRAConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with a constant learning rate and a fresh optimizer per experience (``lora.md`` §1.3)."""
+    """AdamW with a constant learning rate and a fresh optimizer per experience (the reference's scripts)."""
 
     lr: float = 1e-3
     epochs: int = 1
@@ -102,7 +103,7 @@ class OLoRAClassifierConfig:
 
 @dataclass
 class OLoRAGenerativeConfig:
-    """O-LoRA's paper recipe: a T5 model generating the label string of O-LoRA's text benchmark (``lora.md`` §1.3).
+    """O-LoRA's paper recipe: a T5 model generating the label string of O-LoRA's text benchmark (cmnfriend/O-LoRA).
 
     ``model`` names a T5 architecture of :mod:`pecft_lib.backbones.t5`; ``local_path`` is a folder holding the
     model and its tokenizer saved with ``save_pretrained`` (machines without internet). ``order``,
@@ -153,5 +154,6 @@ Experiment = TypeVar("Experiment", OLoRAClassifierConfig, OLoRAGenerativeConfig)
 
 def inclora(cfg: Experiment) -> Experiment:
     """The IncLoRA baseline of the O-LoRA paper: the same experiment, a new LoRA per task, no orthogonality
-    constraint (``lambda_orth = 0``; ``lora.md`` §1.5). ``lambda_l2`` is kept (0 in every standard recipe)."""
+    constraint (``lambda_orth = 0``; Wang et al., EMNLP Findings 2023). ``lambda_l2`` is kept (0 in every
+    standard recipe)."""
     return replace(cfg, olora=replace(cfg.olora, lambda_orth=0.0))

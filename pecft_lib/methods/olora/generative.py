@@ -1,15 +1,15 @@
-"""O-LoRA's paper recipe: a T5 model learns to generate the label string of each task in turn (``lora.md`` §1.3).
+"""O-LoRA's paper recipe: a T5 model learns to generate the label string of each task in turn (cmnfriend/O-LoRA).
 
 Per task: a fresh adapter (:func:`~.adapters.add_task_adapter` on ``q`` and ``v`` of every T5 attention), a fresh
 AdamW at a constant learning rate, ``epochs`` passes over the shuffled training examples with the token-level
 cross-entropy of the target string (T5 labels, padding replaced by -100) plus O-LoRA's penalties. After each task,
 greedy decoding on the test examples of every task seen so far, scored by exact match after normalisation
-(:func:`normalize_answer`, ``lora.md`` §1.4): ``a_{t,i}`` fills the accuracy matrix (``R[i, t]`` in this
-library's convention; entries of unseen tasks stay empty), and the paper's AA, the mean of the final
-per-dataset scores, is the record's ``A_last``.
+(:func:`normalize_answer`, after the reference's ``src/compute_metrics.py``): ``a_{t,i}`` fills the accuracy
+matrix (``R[i, t]`` in this library's convention; entries of unseen tasks stay empty), and the paper's AA, the
+mean of the final per-dataset scores, is the record's ``A_last``.
 
 The real model and tokenizer come from the hub (``google-t5/t5-large``) or a ``save_pretrained`` folder; a run at
-paper scale needs a GPU (fp32, global batch 64 — on one GPU instead of the reference's 8, see ``lora.md`` §1.6).
+paper scale needs a GPU (fp32, global batch 64 — on one GPU instead of the reference's 8, see cmnfriend/O-LoRA#32).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class OLoRASeq2Seq(nn.Module):
 
     def __init__(self, model: PreTrainedModel, lora: OLoRAConfig, targets: str = LORA_TARGETS):
         super().__init__()
-        self.model = model.requires_grad_(False)  # the reference trains the adapters only (lora.md §1.1)
+        self.model = model.requires_grad_(False)  # the reference trains the adapters only (src/run_uie_lora.py)
         self.lora = lora
         self.targets = target_modules(targets, lora.targets)
 
@@ -132,7 +132,7 @@ def train_task(model: OLoRASeq2Seq, examples: Sequence[PromptExample], tokenizer
                cfg: OLoRAGenerativeConfig, generator: torch.Generator,
                penalty_log: list[PenaltyRecord] | None = None) -> None:
     """Train the newest adapter on ``examples``: fresh AdamW, constant learning rate, ``cfg.optim.epochs`` shuffled
-    passes, loss ``CE + λ1 · orth + λ2 · l2`` (``lora.md`` §1.2)."""
+    passes, loss ``CE + λ1 · orth + λ2 · l2`` (``src/uie_trainer_lora.py`` of cmnfriend/O-LoRA)."""
     optim, lora = cfg.optim, cfg.olora
     device = next(model.parameters()).device
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -1,4 +1,4 @@
-"""O-LoRA's regularisers, as the official code computes them (``lora.md`` §1.2).
+"""O-LoRA's regularisers, as the official code computes them (cmnfriend/O-LoRA, commit 07117e1).
 
 For every LoRA'd layer ``m``, with ``D_old^m`` the frozen down matrices of the previous experiences stacked along
 the rank and ``D_t^m``, ``U_t^m`` the current down and up matrices::

@@ -15,10 +15,10 @@ from .config import OLoRAConfig
 class OLoRAClassifier(ContinualPEFTModel):
     """``heads(pool(backbone(x)))`` where every LoRA'd projection computes ``W x + b + s · Σ_i U_i D_i x``.
 
-    :meth:`begin_experience` adds experience ``t``'s adapter (``lora.md`` §1.1) and head; the adapters and heads
-    of earlier experiences stay in the forward pass, frozen. Inference uses all of them, without task identity.
-    The classification view is ours (O-LoRA generates label strings, see :mod:`.generative`); its heads are
-    :class:`~pecft_lib.methods.common.TaskHeads`.
+    :meth:`begin_experience` adds experience ``t``'s adapter (as cmnfriend/O-LoRA, commit 07117e1, does per
+    task) and head; the adapters and heads of earlier experiences stay in the forward pass, frozen. Inference
+    uses all of them, without task identity. The classification view is ours (O-LoRA generates label strings,
+    see :mod:`.generative`); its heads are :class:`~pecft_lib.methods.common.TaskHeads`.
     """
 
     def __init__(self, backbone: Backbone, n_classes: int, lora: OLoRAConfig):

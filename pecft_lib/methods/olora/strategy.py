@@ -19,7 +19,7 @@ from .model import OLoRAClassifier
 
 class OLoRA(ContinualPEFTStrategy):
     """:class:`~pecft_lib.methods.common.ContinualPEFTStrategy` whose training loss is O-LoRA's
-    ``CE + lambda_orth · Σ_m orth_m + lambda_l2 · Σ_m l2_m`` (``lora.md`` §1.2; :mod:`.loss`).
+    ``CE + lambda_orth · Σ_m orth_m + lambda_l2 · Σ_m l2_m`` (cmnfriend/O-LoRA; :mod:`.loss`).
 
     The cross-entropy runs over the current experience's classes (the template's train-time class mask);
     evaluation uses the plain cross-entropy. Every training step appends a :class:`~.loss.PenaltyRecord` to

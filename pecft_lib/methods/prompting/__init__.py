@@ -1,4 +1,5 @@
-"""The skeleton shared by the prompt methods L2P, DualPrompt and CODA-Prompt (``reference/prompts.md`` §1).
+"""The skeleton shared by the prompt methods L2P (Wang et al., CVPR 2022), DualPrompt (Wang et al., ECCV 2022)
+and CODA-Prompt (Smith et al., CVPR 2023).
 
 A frozen backbone, the prompt-free query q(x), a method hook that turns q(x) into prompt tokens, prefixes
 and an auxiliary loss, and one linear head over all classes (:class:`PromptClassifier`); the strategy adds

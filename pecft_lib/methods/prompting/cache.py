@@ -1,7 +1,7 @@
 """Caching the prompt-free query q(x) across the epochs of one experience.
 
 Every training step of a prompt method runs the frozen backbone twice: once without prompts for q(x)
-and once with them (``prompts.md`` §1, "Cost"). When the training inputs are deterministic (no random
+and once with them, as in every reference implementation. When the training inputs are deterministic (no random
 augmentation — the quick profile's tensors), q(x) of a sample is the same in every epoch, so it can be
 computed once per sample and experience and reused. The cache is keyed by the sample's position in the
 experience's dataset: :func:`with_sample_index` adds that position to every item, after the task label,

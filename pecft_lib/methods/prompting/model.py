@@ -1,17 +1,17 @@
-"""The model skeleton of the prompt methods: frozen backbone, prompt-free query, one head (``prompts.md`` §1).
+"""The model skeleton of the prompt methods: frozen backbone, prompt-free query, one head.
 
 A forward pass of a :class:`PromptClassifier` is
 
-1. ``q = query(x)`` — the prompt-free [CLS] features of the frozen backbone, without gradient (§1 "Query
-   function"); the strategy may pass a cached ``q`` instead (:class:`~.cache.QueryCache`);
+1. ``q = query(x)`` — the prompt-free [CLS] features of the frozen backbone, without gradient (L2P's query
+   function, Wang et al., CVPR 2022); the strategy may pass a cached ``q`` instead (:class:`~.cache.QueryCache`);
 2. ``prompting = make_prompts(q)`` — **the method's hook**: turn the queries into prompt tokens
    (L2P: top-N of a pool), per-layer prefixes (DualPrompt, CODA-Prompt) and an auxiliary loss (L2P's
    key pull, DualPrompt's key match, CODA's orthogonality penalty);
 3. ``output = backbone.encode(x, prompting.prompts, prompting.prefixes, n_outputs)`` — the last block
    computes only the ``n_outputs`` leading positions the head reads (:meth:`feature_positions`);
-4. ``logits = head(features(output))`` — one linear head over *all* classes of the benchmark (§1
-   "Classifier"); :meth:`PromptClassifier.features` is the [CLS] pooling of the backbone unless the method
-   overrides it (L2P reads the mean of the prompt outputs, §2.1).
+4. ``logits = head(features(output))`` — one linear head over *all* classes of the benchmark (as in all
+   three references); :meth:`PromptClassifier.features` is the [CLS] pooling of the backbone unless the
+   method overrides it (L2P reads the mean of the prompt outputs, as google-research/l2p does).
 
 Extension points for a method (L2P here; DualPrompt and CODA-Prompt later):
 
@@ -103,7 +103,7 @@ class PromptClassifier(ContinualPEFTModel):
         self.seen_classes = sorted(set(self.seen_classes).union(int(c) for c in classes))
 
     def query(self, inputs: torch.Tensor) -> torch.Tensor:
-        """q(x): final-norm pooled features of a prompt-free pass, without gradient (§1)."""
+        """q(x): final-norm pooled features of a prompt-free pass, without gradient (L2P's query function)."""
         return self.backbone.query_features(inputs)
 
     def make_prompts(self, query: torch.Tensor) -> Prompting:

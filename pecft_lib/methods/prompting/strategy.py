@@ -1,4 +1,4 @@
-"""The Avalanche strategy of the prompt methods (``prompts.md`` §1, §2.3).
+"""The Avalanche strategy of the prompt methods (after google-research/l2p, commit dd8836e, and its PyTorch ports).
 
 On top of :class:`~pecft_lib.methods.common.ContinualPEFTStrategy` (fresh optimizer per experience over
 the trainable parameters, training-time class mask, evaluation over all classes) it
