@@ -23,6 +23,7 @@ on whole executed notebooks.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -243,8 +244,14 @@ def tolerances_of(notebook: Path) -> tuple[str, dict[str, Tolerance]]:
     for folder in notebook.parents:
         if (folder / TOLERANCE_FILE.name).is_file():
             chapter = notebook.relative_to(folder).as_posix()
-            return chapter, ToleranceTable.load(folder / TOLERANCE_FILE.name).for_chapter(chapter)
+            return chapter, _load_once(folder / TOLERANCE_FILE.name).for_chapter(chapter)
     return notebook.name, {}
+
+
+@functools.lru_cache(maxsize=None)
+def _load_once(path: Path) -> ToleranceTable:
+    """The table of ``path``, read once per test session (nbval compares cell after cell)."""
+    return ToleranceTable.load(path)
 
 
 def _install() -> None:
