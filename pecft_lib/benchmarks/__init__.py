@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from ..errors import UnknownNameError
 from .base import ContinualBenchmark
+from .grey28_streams import five_domains, split_mnist
 from .olora_text import olora_text
 from .split_cifar100 import split_cifar100
 from .split_fashion_mnist import split_fashion_mnist
@@ -15,6 +16,8 @@ from .wordnet_supersenses import wordnet_supersenses
 
 BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
     "split_fashion_mnist": split_fashion_mnist,
+    "split_mnist": split_mnist,
+    "five_domains": five_domains,
     "split_cifar100": split_cifar100,
     "split_imagenet_r": split_imagenet_r,
     "wordnet_supersenses": wordnet_supersenses,
@@ -51,10 +54,12 @@ __all__ = [
     "BENCHMARKS",
     "BenchmarkConfig",
     "ContinualBenchmark",
+    "five_domains",
     "get_benchmark",
     "olora_text",
     "split_cifar100",
     "split_fashion_mnist",
     "split_imagenet_r",
+    "split_mnist",
     "wordnet_supersenses",
 ]

@@ -16,14 +16,8 @@ from .base import (
     seeded_class_order,
 )
 from .fashion_mnist import CLASS_NAMES, load_fashion_mnist
+from .grey28 import MEAN, STD, normalise
 
-# Per-pixel mean and standard deviation of the 60,000 training images (scaled to [0, 1]).
-MEAN, STD = 0.2860, 0.3530
-
-
-def normalise(images: np.ndarray) -> torch.Tensor:
-    """``uint8 [N, 28, 28]`` images as the normalised ``float32 [N, 1, 28, 28]`` tensor every model here sees."""
-    return ((torch.from_numpy(images.astype("float32")) / 255.0 - MEAN) / STD).unsqueeze(1)
 
 
 def _to_tensors(images, labels, index) -> TensorClassificationDataset:
