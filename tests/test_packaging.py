@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,9 +70,24 @@ def test_core_pins(pin, pyproject, conda_pip_pins):
     assert pin in conda_pip_pins
 
 
+SUPPORTED_PYTHONS = ["3.11", "3.12"]  # what CI tests; .github/workflows/ci.yml is checked against it too
+
+
+def _minor_versions(low: int = 8, high: int = 16) -> list[str]:
+    return [f"3.{minor}" for minor in range(low, high)]
+
+
 def test_python_version_agrees(pyproject, environment):
-    assert pyproject["project"]["requires-python"] == ">=3.11,<3.12"
-    assert "python=3.11" in environment["dependencies"]
+    """requires-python, environment.yml's python and the classifiers name exactly the supported versions."""
+    allowed = SpecifierSet(pyproject["project"]["requires-python"])
+    assert [v for v in _minor_versions() if Version(f"{v}.0") in allowed] == SUPPORTED_PYTHONS
+    (conda_python,) = [d for d in environment["dependencies"] if isinstance(d, str) and _name(d) == "python"]
+    conda_allowed = SpecifierSet(conda_python.removeprefix("python"))
+    assert [v for v in _minor_versions() if Version(f"{v}.0") in conda_allowed] == SUPPORTED_PYTHONS
+    prefix = "Programming Language :: Python :: "
+    classified = [c.removeprefix(prefix) for c in pyproject["project"].get("classifiers", [])
+                  if re.fullmatch(re.escape(prefix) + r"3\.\d+", c)]
+    assert sorted(classified, key=Version) == SUPPORTED_PYTHONS
 
 
 def test_test_extra_has_pytest_xdist_and_nbval(pyproject):
