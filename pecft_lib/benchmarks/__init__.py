@@ -7,10 +7,12 @@ from typing import Any, Callable
 
 from ..errors import UnknownNameError
 from .base import ContinualBenchmark
+from .debian_sections import debian_sections
 from .olora_text import olora_text
 from .split_cifar100 import split_cifar100
 from .split_fashion_mnist import split_fashion_mnist
 from .split_imagenet_r import split_imagenet_r
+from .text_domains import text_domains
 from .wordnet_supersenses import wordnet_supersenses
 
 BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
@@ -19,6 +21,8 @@ BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
     "split_imagenet_r": split_imagenet_r,
     "wordnet_supersenses": wordnet_supersenses,
     "olora_text": olora_text,
+    "debian_sections": debian_sections,
+    "text_domains": text_domains,
 }
 
 
@@ -51,10 +55,12 @@ __all__ = [
     "BENCHMARKS",
     "BenchmarkConfig",
     "ContinualBenchmark",
+    "debian_sections",
     "get_benchmark",
     "olora_text",
     "split_cifar100",
     "split_fashion_mnist",
     "split_imagenet_r",
+    "text_domains",
     "wordnet_supersenses",
 ]
