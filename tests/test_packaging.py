@@ -148,6 +148,8 @@ import pecft_lib
 from pecft_lib.paths import REPO_ROOT, cache_dir
 from pecft_lib.backbones.vit_tiny import load_vit_tiny, pretraining_report, probe_report
 from pecft_lib.benchmarks.split_imagenet_r import load_split
+from pecft_lib.benchmarks.debian_sections import section_texts
+from pecft_lib.benchmarks.text_domains import DOMAINS
 
 site = pathlib.Path(sys.argv[1])
 assert pathlib.Path(pecft_lib.__file__).is_relative_to(site), pecft_lib.__file__
@@ -155,13 +157,16 @@ assert REPO_ROOT is None, REPO_ROOT
 assert cache_dir().is_relative_to(pathlib.Path.home()), cache_dir()
 load_vit_tiny()  # sha256-checked package data
 assert pretraining_report() and probe_report() and len(load_split().classes) == 200
+assert len(section_texts()) == 10  # sha256-checked text samples
+assert all(DOMAINS[name].texts(DOMAINS[name]) and DOMAINS[name].provenance() for name in ("fortunes", "spam"))
 print("package data ok")
 """
 
 
 def test_the_wheel_is_self_contained_outside_the_repository(tmp_path):
     """Build the wheel, install it outside the repository and use it from another folder: package data (the
-    offline ViT, its reports, the ImageNet-R split), the per-user cache, `pecft list` and a small quick run."""
+    offline ViT, its reports, the ImageNet-R split, the text samples), the per-user cache, `pecft list` and a
+    small quick run."""
     python = Path(sys.executable)
     wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()

@@ -7,11 +7,13 @@ from typing import Any, Callable
 
 from ..errors import UnknownNameError
 from .base import ContinualBenchmark
+from .debian_sections import debian_sections
 from .grey28_streams import five_domains, split_mnist
 from .olora_text import olora_text
 from .split_cifar100 import split_cifar100
 from .split_fashion_mnist import split_fashion_mnist
 from .split_imagenet_r import split_imagenet_r
+from .text_domains import text_domains
 from .wordnet_supersenses import wordnet_supersenses
 
 BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
@@ -22,6 +24,8 @@ BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
     "split_imagenet_r": split_imagenet_r,
     "wordnet_supersenses": wordnet_supersenses,
     "olora_text": olora_text,
+    "debian_sections": debian_sections,
+    "text_domains": text_domains,
 }
 
 
@@ -54,6 +58,7 @@ __all__ = [
     "BENCHMARKS",
     "BenchmarkConfig",
     "ContinualBenchmark",
+    "debian_sections",
     "five_domains",
     "get_benchmark",
     "olora_text",
@@ -61,5 +66,6 @@ __all__ = [
     "split_fashion_mnist",
     "split_imagenet_r",
     "split_mnist",
+    "text_domains",
     "wordnet_supersenses",
 ]

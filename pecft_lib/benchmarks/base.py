@@ -160,16 +160,26 @@ def make_class_incremental(
     class_order: Sequence[int],
     class_names: Sequence[str],
     info: dict[str, Any],
+    classes_per_experience: Sequence[int] | None = None,
 ) -> ContinualBenchmark:
-    """Split ``train``/``test`` into ``n_experiences`` experiences of equally many classes, in ``class_order``."""
+    """Split ``train``/``test`` into ``n_experiences`` experiences, taking the classes in ``class_order``:
+    equally many classes per experience, or ``classes_per_experience[i]`` classes in experience ``i``."""
     n_classes = len(class_names)
     if sorted(class_order) != list(range(n_classes)):
         raise ConfigError(f"class_order must be a permutation of 0..{n_classes - 1}, got {list(class_order)}")
-    if n_experiences < 1 or n_classes % n_experiences:
-        raise ConfigError(
-            f"n_experiences={n_experiences} must divide the {n_classes} classes of {name} into equal experiences"
-        )
-    scenario = class_incremental_benchmark(
-        {"train": train, "test": test}, class_order=list(class_order), num_experiences=n_experiences
-    )
+    if classes_per_experience is None:
+        if n_experiences < 1 or n_classes % n_experiences:
+            raise ConfigError(
+                f"n_experiences={n_experiences} must divide the {n_classes} classes of {name} into equal experiences"
+            )
+        split: dict[str, Any] = {"num_experiences": n_experiences}
+    else:
+        sizes = list(classes_per_experience)
+        if len(sizes) != n_experiences or sum(sizes) != n_classes or min(sizes, default=0) < 1:
+            raise ConfigError(
+                f"classes_per_experience={sizes} must give each of the n_experiences={n_experiences} experiences "
+                f"of {name} at least one class and add up to its {n_classes} classes"
+            )
+        split = {"num_classes_per_exp": sizes}
+    scenario = class_incremental_benchmark({"train": train, "test": test}, class_order=list(class_order), **split)
     return ContinualBenchmark(name, scenario, list(class_order), tuple(class_names), info)
