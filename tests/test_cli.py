@@ -139,8 +139,9 @@ def test_malformed_set(capsys):
 
 def test_unknown_benchmark_lists_the_benchmarks(capsys):
     assert_error(capsys, ["run", "l2p:vision", "--set", "benchmark.name=split_cifar10"],
-                 "unknown benchmark 'split_cifar10'; valid choices: debian_sections, olora_text, split_cifar100, "
-                 "split_fashion_mnist, split_imagenet_r, text_domains, wordnet_supersenses")
+                 "unknown benchmark 'split_cifar10'; valid choices: debian_sections, five_domains, olora_text, "
+                 "split_cifar100, split_fashion_mnist, split_imagenet_r, split_mnist, text_domains, "
+                 "wordnet_supersenses")
 
 
 def test_unknown_checkpoint_tag_lists_the_tags(capsys):
