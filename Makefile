@@ -16,7 +16,7 @@ export PYTHONHASHSEED  := 0
 export HF_HUB_OFFLINE  := 1
 unexport MPLBACKEND
 
-.PHONY: help setup data book test unit-and-nbval check-notebooks book-check browser-check outputs spread clean
+.PHONY: help setup data book test unit-and-nbval check-notebooks book-check browser-check outputs spread medium clean
 
 help:
 	@echo "make book   execute every chapter (quick profile) and build the HTML book in _build/html"
@@ -24,6 +24,7 @@ help:
 	@echo "            + every page of the built book opened in headless Chromium (make browser-check)"
 	@echo "make outputs  re-execute the chapters in place (refresh their stored outputs)"
 	@echo "make spread   measure how far the chapters' numbers move under three simulated CPUs (book/tolerances.yml)"
+	@echo "make medium   produce the stored records of the medium profile (data/records/medium/; resumable, in parts)"
 
 setup: $(VENV)/.installed data
 
@@ -92,6 +93,11 @@ spread: setup
 	@for cpu in $(SPREAD_CPUS); do \
 	  $(BIN)/python tools/output_spread.py run --env $${cpu#*:} --out _build/spread/$${cpu%%:*} || exit 1; done
 	$(BIN)/python tools/output_spread.py compare $(addprefix _build/spread/,$(foreach c,$(SPREAD_CPUS),$(firstword $(subst :, ,$(c))))) --json _build/spread/spread.json
+
+# The stored records of the medium profile (configs/comparison.yaml, medium section) that the chapters load: runs only
+# what data/records/medium/ does not hold yet, so it can be run in parts (stop it any time, run it again to go on).
+medium: setup
+	$(BIN)/pecft comparison --profile medium
 
 clean:
 	rm -rf _build

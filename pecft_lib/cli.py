@@ -4,6 +4,7 @@
     pecft run METHOD[:EXPERIMENT][/RUN] [--profile quick|paper] [--set KEY=VALUE ...] [--seed N] [--out DIR]
               [--force] [--dry-run [--dry-run-experiences K]] [--checkpoint-every N]
     pecft resume DIR [--checkpoint-every N]
+    pecft comparison [--profile medium] [--benchmark NAME ...] [--runs NAME ...] [--seeds N ...] [--out DIR]
 
 Examples: ``pecft run l2p:vision`` (quick profile), ``pecft run inflora:cifar100 --profile paper``,
 ``pecft run l2p:vision/SeqFT --set baselines.SeqFT.lr=1e-4`` (keys are relative to the experiment; see
@@ -14,6 +15,10 @@ experiment (``experiment.yaml``, all that ``pecft resume`` needs), the result re
 rewritten after every experience (``record.json``, a :class:`~pecft_lib.evaluation.RunRecord`), and, through
 :func:`~pecft_lib.training.run_resumable`, the progress and checkpoints from which an interrupted run
 continues exactly where it stopped.
+
+``pecft comparison`` produces the stored records of the comparison grid (``configs/comparison.yaml``), by
+default the ``medium`` profile into ``data/records/medium/comparison/``: one record per (benchmark, run, seed),
+skipping those already stored, so that the grid can be made in parts (:mod:`pecft_lib.stored_records`).
 
 Several GPUs (data parallel, one process per GPU)::
 
@@ -231,6 +236,18 @@ def command_list(args: argparse.Namespace) -> None:
     print(f"backbones: {', '.join(BACKBONES)}")
 
 
+def command_comparison(args: argparse.Namespace) -> None:
+    """Produce the missing records of the comparison grid (see :func:`~pecft_lib.stored_records.produce`)."""
+    from .comparison import load_comparison
+    from .stored_records import produce, records_root
+
+    config = load_comparison(args.profile)
+    root = Path(args.out) if args.out else records_root(args.profile)
+    for benchmark in args.benchmark or list(config.benchmarks):
+        for path in produce(config, benchmark, root, args.profile, runs=args.runs, seeds=args.seeds):
+            print(f"stored {path}", flush=True)
+
+
 def command_run(args: argparse.Namespace) -> None:
     """Resolve, validate and run one experiment (see the module docstring)."""
     if args.dry_run_experiences is not None and not args.dry_run:
@@ -260,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="methods, experiments per profile, benchmarks, backbones")
-    listing.add_argument("--profile", choices=PROFILES, help="only this profile (default: both)")
+    listing.add_argument("--profile", choices=PROFILES, help="only this profile (default: all)")
     listing.set_defaults(handler=command_list)
 
     run = commands.add_parser("run", help="run one experiment",
@@ -288,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("dir", help="the output folder of `pecft run`")
     resume.add_argument("--checkpoint-every", type=int, metavar="N", help="default: as the interrupted run")
     resume.set_defaults(handler=command_resume)
+
+    grid = commands.add_parser("comparison", help="produce the stored records of the comparison grid (resumable)")
+    grid.add_argument("--profile", choices=PROFILES, default="medium", help="section of configs/comparison.yaml "
+                      "(default: medium)")
+    grid.add_argument("--benchmark", nargs="+", help="default: every benchmark of the profile")
+    grid.add_argument("--runs", nargs="+", help="default: every method and baseline")
+    grid.add_argument("--seeds", nargs="+", type=int, help="default: the profile's seeds")
+    grid.add_argument("--out", help="records folder (default: data/records/<profile>/comparison of the checkout)")
+    grid.set_defaults(handler=command_comparison)
     return parser
 
 

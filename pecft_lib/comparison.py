@@ -44,6 +44,8 @@ class ComparisonBenchmark:
         epochs, batch_size: written over every method's ``optim`` section; ``None`` keeps each preset's own
             (the paper recipes differ in both).
         overrides: display name → further dotted overrides of that method's experiment.
+        presets: the profile whose method presets the runs start from (``None``: the comparison's own profile).
+            The ``medium`` comparison starts from the ``quick`` presets and writes a longer schedule over them.
     """
 
     backbone: str
@@ -53,6 +55,7 @@ class ComparisonBenchmark:
     epochs: int | None = None
     batch_size: int | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    presets: str | None = None
 
     def __post_init__(self) -> None:
         clash = set(self.methods) & set(self.baselines)
@@ -70,7 +73,7 @@ class ComparisonBenchmark:
 
 @dataclass
 class ComparisonConfig:
-    """The ``quick`` or ``paper`` section of ``configs/comparison.yaml``."""
+    """The ``quick``, ``medium`` or ``paper`` section of ``configs/comparison.yaml``."""
 
     seeds: list[int]
     benchmarks: dict[str, ComparisonBenchmark]
@@ -116,8 +119,8 @@ def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None
         strategy, benchmark, config = prepare_baseline(setup.baselines[run], benchmark, name=run,
                                                        backbone=setup.backbone, seed=seed)
     else:
-        experiment = resolve(setup.methods[run], profile or current_profile(), method_overrides(setup, run, seed),
-                             seed)
+        experiment = resolve(setup.methods[run], setup.presets or profile or current_profile(),
+                             method_overrides(setup, run, seed), seed)
         strategy, benchmark, config = experiment.prepare(Sources(benchmark=benchmark))
         config = {**config, "address": experiment.address, "seed": seed}
     return run_strategy(strategy, benchmark, name=run, config=config, **EVALUATION)
@@ -191,7 +194,8 @@ def grid_table(config: ComparisonConfig, benchmark: str, profile: str | None = N
     setup = config.benchmarks[benchmark]
     rows = {}
     for run, address in setup.methods.items():
-        experiment = resolve(address, profile or current_profile(), method_overrides(setup, run, config.seeds[0]))
+        experiment = resolve(address, setup.presets or profile or current_profile(),
+                             method_overrides(setup, run, config.seeds[0]))
         optim = experiment.config.optim
         rows[run] = {"what": f"method {experiment.address}", "lr": optim.lr, "epochs": optim.epochs,
                      "batch": optim.batch_size}

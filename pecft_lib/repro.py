@@ -17,7 +17,10 @@ import torch
 
 from .errors import ConfigError, UnknownNameError
 
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "medium", "paper")
+"""``quick``: CPU, offline, minutes (what CI re-executes); ``medium``: longer offline CPU runs whose records are
+committed under ``data/records/medium/`` and loaded by the chapters ("train or load"); ``paper``: GPU, downloads,
+the papers' recipes."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,7 @@ class ReproSettings:
 
 
 def current_profile(default: str = "quick") -> str:
-    """The run profile: ``$PECFT_PROFILE`` if set, else ``default``; ``quick`` (CPU, offline, minutes) or
-    ``paper`` (GPU, downloads, the papers' recipes)."""
+    """The run profile: ``$PECFT_PROFILE`` if set, else ``default``; one of :data:`PROFILES`."""
     profile = os.environ.get("PECFT_PROFILE", default)
     if profile not in PROFILES:
         raise UnknownNameError("profile (PECFT_PROFILE)", profile, PROFILES)

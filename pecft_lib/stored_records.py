@@ -1,0 +1,121 @@
+"""Train or load: the committed records of the ``medium`` profile.
+
+A medium comparison run takes minutes to tens of minutes on two CPU cores — too long for a chapter that CI
+re-executes, short enough to be re-made by anyone. Each (benchmark, run, seed) is therefore run once by
+:func:`produce` (``pecft comparison --profile medium``), its :class:`~pecft_lib.evaluation.RunRecord` written to
+``data/records/<profile>/comparison/<benchmark>/<run>/seed<seed>.json`` with its provenance (command, commit,
+package versions, CPU, wall time), and committed; chapters call :func:`load_stored`. :func:`produce` skips
+what is already stored, so the grid can be made in parts and an interrupted grid goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .comparison import ComparisonConfig, run_one
+from .errors import ConfigError, DatasetNotFoundError, UnknownNameError
+from .evaluation import RunRecord
+from .paths import REPO_ROOT
+
+
+def records_root(profile: str) -> Path:
+    """``data/records/<profile>/comparison`` of the checkout (stored records are not part of the wheel)."""
+    if REPO_ROOT is None:
+        raise DatasetNotFoundError("stored records live in a checkout of the repository (data/records/); clone it, "
+                                   "or produce them with `pecft comparison --profile medium --out FOLDER`")
+    return REPO_ROOT / "data" / "records" / profile / "comparison"
+
+
+def _file_name(run: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run)
+
+
+def record_path(root: Path, benchmark: str, run: str, seed: int) -> Path:
+    """Where the record of ``run`` with ``seed`` on ``benchmark`` is stored under ``root``."""
+    return root / benchmark / _file_name(run) / f"seed{seed}.json"
+
+
+def _commit() -> str | None:
+    if REPO_ROOT is None:
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() + ("+uncommitted changes" if dirty else "") if out.returncode == 0 else None
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def produce(config: ComparisonConfig, benchmark: str, root: Path, profile: str,
+            runs: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> list[Path]:
+    """Run every (run, seed) of ``config.benchmarks[benchmark]`` whose record is not stored under ``root`` yet,
+    and store it; returns the paths written. Each record's ``extra["provenance"]`` holds the command line, the
+    commit, the CPU and the wall time (package versions and hardware are fields of every record)."""
+    if benchmark not in config.benchmarks:
+        raise UnknownNameError("comparison benchmark", benchmark, list(config.benchmarks))
+    setup = config.benchmarks[benchmark]
+    runs = list(runs) if runs is not None else setup.runs
+    for run in runs:
+        if run not in setup.runs:
+            raise UnknownNameError("run", run, setup.runs)
+    written = []
+    for seed in (seeds if seeds is not None else config.seeds):
+        todo = [run for run in runs if not record_path(root, benchmark, run, seed).is_file()]
+        if not todo:
+            continue
+        data = dataclasses.replace(setup.benchmark, seed=seed).build()
+        for run in todo:
+            start = time.perf_counter()
+            record = run_one(setup, run, seed, profile, benchmark=data)
+            record.extra["provenance"] = {
+                "command": " ".join(["pecft", *sys.argv[1:]]) if Path(sys.argv[0]).name == "pecft" else None,
+                "commit": _commit(),
+                "cpu": _cpu(),
+                "wall_seconds": round(time.perf_counter() - start, 1),
+            }
+            written.append(record.save(record_path(root, benchmark, run, seed)))
+    return written
+
+
+def load_stored(config: ComparisonConfig, benchmark: str, root: Path, runs: Sequence[str] | None = None,
+                seeds: Sequence[int] | None = None) -> list[RunRecord]:
+    """The stored records of ``benchmark`` (every run and seed of ``config`` unless narrowed), in config order.
+
+    Raises :class:`~pecft_lib.errors.DatasetNotFoundError` naming the command that produces what is missing, and
+    :class:`~pecft_lib.errors.ConfigError` when a stored record was made with another configuration."""
+    setup = config.benchmarks[benchmark]
+    records, missing = [], []
+    for seed in (seeds if seeds is not None else config.seeds):
+        for run in (runs if runs is not None else setup.runs):
+            path = record_path(root, benchmark, run, seed)
+            if not path.is_file():
+                missing.append(f"{run} (seed {seed})")
+                continue
+            record = RunRecord.load(path)
+            if record.benchmark.get("name") != setup.benchmark.name or int(record.config["seed"]) != seed:
+                raise ConfigError(f"{path} holds a run of {record.benchmark.get('name')} with seed "
+                                  f"{record.config['seed']}, not {setup.benchmark.name} with seed {seed}")
+            records.append(record)
+    if missing:
+        raise DatasetNotFoundError(
+            f"no stored record for {', '.join(missing)} of {benchmark} under {root}; produce them with "
+            f"`pecft comparison --profile medium --benchmark {benchmark}` (resumable, skips what is stored)")
+    return records

@@ -1,0 +1,71 @@
+"""Train or load: producing the comparison's stored records run by run, resuming, and loading them back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pecft_lib.benchmarks import BenchmarkConfig
+from pecft_lib.cli import main
+from pecft_lib.comparison import ComparisonBenchmark, ComparisonConfig, load_comparison
+from pecft_lib.errors import ConfigError, DatasetNotFoundError
+from pecft_lib.methods.baselines import BaselineConfig
+from pecft_lib.methods.finetuning.config import TuningConfig
+from pecft_lib.stored_records import load_stored, produce, record_path
+
+
+def tiny_grid() -> ComparisonConfig:
+    setup = ComparisonBenchmark(
+        backbone="pecft-vit-tiny",
+        benchmark=BenchmarkConfig(name="split_mnist", n_experiences=2, seed=0, train_per_class=4, test_per_class=4),
+        methods={},
+        baselines={
+            "Prototype": BaselineConfig(tuning=TuningConfig(method="linear_probe"), kind="prototype", epochs=1),
+            "SeqFT": BaselineConfig(tuning=TuningConfig(method="full"), kind="sequential", lr=1e-4, epochs=1),
+        },
+    )
+    return ComparisonConfig(seeds=[0, 1], benchmarks={"mnist": setup})
+
+
+def test_produce_stores_each_run_once_and_load_reads_them_back(tmp_path):
+    grid = tiny_grid()
+    written = produce(grid, "mnist", tmp_path, "quick", runs=["Prototype"])
+    assert written == [record_path(tmp_path, "mnist", "Prototype", s) for s in (0, 1)]
+    provenance = json.loads(written[0].read_text())["extra"]["provenance"]
+    assert provenance["wall_seconds"] > 0 and provenance["cpu"]
+    assert produce(grid, "mnist", tmp_path, "quick", runs=["Prototype"]) == []  # resumable: nothing left to do
+    records = load_stored(grid, "mnist", tmp_path, runs=["Prototype"])
+    assert [(r.name, r.config["seed"]) for r in records] == [("Prototype", 0), ("Prototype", 1)]
+    assert all(r.benchmark["name"] == "split_mnist" and r.status == "finished" for r in records)
+
+
+def test_missing_records_name_the_command_that_makes_them(tmp_path):
+    produce(tiny_grid(), "mnist", tmp_path, "quick", runs=["Prototype"], seeds=[0])
+    with pytest.raises(DatasetNotFoundError, match=r"SeqFT \(seed 0\).*Prototype \(seed 1\).*pecft comparison"):
+        load_stored(tiny_grid(), "mnist", tmp_path)
+
+
+def test_a_record_of_another_benchmark_is_refused(tmp_path):
+    written = produce(tiny_grid(), "mnist", tmp_path, "quick", runs=["Prototype"], seeds=[0])
+    data = json.loads(written[0].read_text())
+    data["benchmark"]["name"] = "split_fashion_mnist"
+    written[0].write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="not split_mnist with seed 0"):
+        load_stored(tiny_grid(), "mnist", tmp_path, runs=["Prototype"], seeds=[0])
+
+
+def test_medium_grid_starts_from_the_quick_presets_on_the_new_streams():
+    grid = load_comparison("medium")
+    setup = grid.benchmarks["five_domains"]
+    assert setup.presets == "quick" and setup.backbone == "pecft-vit-glyphs"
+    assert len(grid.seeds) == 3
+    assert {"L2P", "DualPrompt", "CODA-Prompt", "InfLoRA", "O-LoRA", "Prototype", "SeqFT"} <= set(setup.runs)
+    # one schedule for all: no per-epoch cosine that trains the last epoch at 1.6 % of the learning rate
+    assert setup.overrides["CODA-Prompt"]["optim.schedule"] == "constant"
+    assert setup.overrides["InfLoRA"]["optim.schedule"] == "constant"
+
+
+def test_cli_refuses_an_unknown_run(capsys, tmp_path):
+    assert main(["comparison", "--benchmark", "five_domains", "--runs", "EWC", "--out", str(tmp_path)]) == 2
+    assert "unknown run 'EWC'" in capsys.readouterr().err
