@@ -22,6 +22,8 @@ PROFILES = ("quick", "paper")
 
 @dataclass(frozen=True)
 class ReproSettings:
+    """What :func:`setup` set, returned so that a chapter can print it."""
+
     seed: int
     threads: int
     deterministic: bool

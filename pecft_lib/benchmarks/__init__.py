@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
     "wordnet_supersenses": wordnet_supersenses,
     "olora_text": olora_text,
 }
+"""Benchmark name (as in the ``benchmark:`` section of a config) → the function that builds it."""
 
 
 def get_benchmark(name: str, **kwargs: Any) -> ContinualBenchmark:
