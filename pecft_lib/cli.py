@@ -1,5 +1,7 @@
 """The ``pecft`` command: list, run and resume the library's experiments.
 
+Usage::
+
     pecft list [--profile quick|paper]
     pecft run METHOD[:EXPERIMENT][/RUN] [--profile quick|paper] [--set KEY=VALUE ...] [--seed N] [--out DIR]
               [--force] [--dry-run [--dry-run-experiences K]] [--checkpoint-every N]

@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 
 def available_configs() -> list[str]:
+    """Names of the config files shipped with the library (``pecft_lib/configs/<name>.yaml``), sorted."""
     return sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
 
 

@@ -25,6 +25,8 @@ the papers' recipes."""
 
 @dataclass(frozen=True)
 class ReproSettings:
+    """What :func:`setup` set, returned so that a chapter can print it."""
+
     seed: int
     threads: int
     deterministic: bool

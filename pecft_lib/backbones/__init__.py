@@ -28,6 +28,7 @@ from .vit_tiny import load_vit_tiny
 VIT_TINY = "pecft-vit-tiny"
 MINILM = "all-MiniLM-L6-v2"
 BACKBONES = (VIT_TINY, *PAPER_VIT_CHECKPOINTS, MINILM)
+"""Every name :func:`load_backbone` accepts (the table above), in that order."""
 
 
 def load_backbone(

@@ -45,6 +45,8 @@ PAPER_VIT_CHECKPOINTS: dict[str, PaperCheckpoint] = {
                         "AugReg ImageNet-21k (Steiner et al. 2022)"),
     )
 }
+"""The ViT-B/16 checkpoints the papers start from, by timm tag: which methods use each and what it was pretrained
+on. ``load_backbone`` takes these tags; the bare ``vit_base_patch16_224`` is refused (see ``BARE_NAME_HINT``)."""
 
 BARE_NAME_HINT = (
     "Give the pretrained tag explicitly: timm maps the bare name 'vit_base_patch16_224' to weights "

@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
     "debian_sections": debian_sections,
     "text_domains": text_domains,
 }
+"""Benchmark name (as in the ``benchmark:`` section of a config) → the function that builds it."""
 
 
 def get_benchmark(name: str, **kwargs: Any) -> ContinualBenchmark:

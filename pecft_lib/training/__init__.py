@@ -1,14 +1,12 @@
-"""Resumable training runs: atomic checkpoints and an exact resume of an interrupted run.
+"""Resumable training runs: atomic checkpoints and an exact resume of an interrupted run::
 
-```python
-from pecft_lib.methods import l2p
-from pecft_lib.training import run_resumable
+    from pecft_lib.methods import l2p
+    from pecft_lib.training import run_resumable
 
-build = lambda: l2p.prepare_l2p(cfg)               # a fresh (strategy, benchmark, record config)
-record = run_resumable(build, "runs/l2p", name="L2P", checkpoint_every=200)
-# killed? the same call with resume=True continues from runs/l2p/checkpoint.pt, with the same result
-record = run_resumable(build, "runs/l2p", name="L2P", checkpoint_every=200, resume=True)
-```
+    build = lambda: l2p.prepare_l2p(cfg)               # a fresh (strategy, benchmark, record config)
+    record = run_resumable(build, "runs/l2p", name="L2P", checkpoint_every=200)
+    # killed? the same call with resume=True continues from runs/l2p/checkpoint.pt, with the same result
+    record = run_resumable(build, "runs/l2p", name="L2P", checkpoint_every=200, resume=True)
 
 ``python -m pecft_lib.training.overhead`` measures what a checkpoint costs (seconds, size).
 """

@@ -25,6 +25,8 @@ from ...repro import seed_everything
 from ..common import loop_arguments
 
 CLASSIC_STRATEGIES = {"naive": Naive, "joint": JointTraining, "ewc": EWC, "lwf": LwF, "replay": Replay}
+"""Name → Avalanche strategy class: ``naive`` (sequential fine-tuning), ``joint`` (all experiences at once),
+``ewc``, ``lwf`` and ``replay``, the names :func:`~pecft_lib.methods.baselines.run_classic` accepts."""
 
 
 @dataclass
@@ -38,6 +40,8 @@ class MLPConfig:
 
 @dataclass
 class TrainConfig:
+    """SGD with momentum, the same for every classic strategy."""
+
     epochs: int = 2
     batch_size: int = 64
     lr: float = 0.01
@@ -63,6 +67,8 @@ class ClassicConfig:
 
 
 def make_mlp(cfg: MLPConfig, n_classes: int, input_size: int = 28 * 28) -> SimpleMLP:
+    """Avalanche's :class:`~avalanche.models.SimpleMLP` with the layers of ``cfg`` and ``n_classes`` outputs, on
+    flattened 28x28 images unless ``input_size`` says otherwise."""
     return SimpleMLP(num_classes=n_classes, input_size=input_size, **asdict(cfg))
 
 

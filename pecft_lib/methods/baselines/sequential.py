@@ -30,6 +30,7 @@ from ..train_mask import TrainClassMaskPlugin
 from .prototype import PrototypeClassifier, PrototypeStrategy
 
 BASELINE_KINDS = ("sequential", "joint", "prototype")
+"""The values of :class:`~pecft_lib.methods.baselines.BaselineConfig`'s ``kind``."""
 
 
 @dataclass

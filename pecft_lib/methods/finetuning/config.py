@@ -8,6 +8,7 @@ from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
 
 TUNING_METHODS = ("linear_probe", "prompt_tuning", "prefix_tuning", "lora", "full")
+"""The values of :class:`~pecft_lib.methods.finetuning.TuningConfig`'s ``method``."""
 
 
 @dataclass

@@ -18,8 +18,8 @@ from ...errors import ConfigError
 from ..baselines import BaselineConfig
 
 ORTHOGONALITY_FORMS = ("reference_l1", "paper_squared")
-"""``reference_l1``: Σ |D_old D_tᵀ| over entries and modules, as the official code computes it
-(``src/uie_trainer_lora.py``); ``paper_squared``: Σ (D_old D_tᵀ)², the squared entries the paper writes."""
+"""``reference_l1``: Σ ``|D_old D_tᵀ|`` over entries and modules, as the official code computes it
+(``src/uie_trainer_lora.py``); ``paper_squared``: Σ ``(D_old D_tᵀ)²``, the squared entries the paper writes."""
 
 LORA_TARGETS = ("q", "k", "v")
 

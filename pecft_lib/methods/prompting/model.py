@@ -37,7 +37,10 @@ from ...errors import UnknownNameError
 from ..common import ContinualPEFTModel
 
 HEAD_INITS = ("trunc_normal", "zeros", "torch_default")
+"""How the classification head is initialised (:class:`PromptClassifier`'s ``head_init``)."""
 EVAL_SCOPES = ("all", "seen")
+"""Which classes the test-time argmax runs over (:class:`PromptClassifier`'s ``eval_scope``): all classes of the
+benchmark, or those seen so far."""
 
 
 @dataclass
