@@ -107,10 +107,11 @@ unchanged, forward transfer (which needs the untrained and the not-yet-trained a
 
 
 def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None = None,
-            benchmark: ContinualBenchmark | None = None) -> RunRecord:
+            benchmark: ContinualBenchmark | None = None, stop_after: int | None = None) -> RunRecord:
     """Run ``run`` (a method or a baseline of ``setup``) with ``seed`` and return its record; the record's
     config holds the seed and, for a method, its resolved address. ``benchmark`` is the seed's benchmark if
-    already built (it is the same for every run of a seed; built here otherwise)."""
+    already built (it is the same for every run of a seed; built here otherwise); ``stop_after`` trains only
+    the first experiences (see :func:`~pecft_lib.evaluation.run_strategy`)."""
     if run not in setup.runs:
         raise UnknownNameError("run", run, setup.runs)
     if benchmark is None:
@@ -123,7 +124,7 @@ def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None
                              method_overrides(setup, run, seed), seed)
         strategy, benchmark, config = experiment.prepare(Sources(benchmark=benchmark))
         config = {**config, "address": experiment.address, "seed": seed}
-    return run_strategy(strategy, benchmark, name=run, config=config, **EVALUATION)
+    return run_strategy(strategy, benchmark, name=run, config=config, stop_after=stop_after, **EVALUATION)
 
 
 def run_comparison(

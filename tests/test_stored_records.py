@@ -69,3 +69,14 @@ def test_medium_grid_starts_from_the_quick_presets_on_the_new_streams():
 def test_cli_refuses_an_unknown_run(capsys, tmp_path):
     assert main(["comparison", "--benchmark", "five_domains", "--runs", "EWC", "--out", str(tmp_path)]) == 2
     assert "unknown run 'EWC'" in capsys.readouterr().err
+
+
+def test_stop_after_trains_only_the_first_experiences():
+    from pecft_lib.comparison import run_one
+
+    setup = tiny_grid().benchmarks["mnist"]
+    record = run_one(setup, "SeqFT", 0, "quick", stop_after=1)
+    assert record.status == "running" and len(record.train_seconds) == 1
+    assert record.matrix[0, 0] == record.matrix[0, 0]  # measured (not NaN)
+    with pytest.raises(ConfigError, match="stop_after must be between 1 and 2"):
+        run_one(setup, "SeqFT", 0, "quick", stop_after=3)

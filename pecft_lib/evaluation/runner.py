@@ -18,6 +18,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from tqdm.auto import tqdm
 
 from ..benchmarks import ContinualBenchmark
+from ..errors import ConfigError
 from .accuracy_matrix import AccuracyMatrix
 from .record import RunRecord
 from .resources import PeakMemory, count_trainable_parameters, hardware, package_versions
@@ -69,6 +70,7 @@ def run_strategy(
     evaluate_future: bool = True,
     save_to: str | Path | None = None,
     extra: Callable[[], dict[str, Any]] | None = None,
+    stop_after: int | None = None,
 ) -> RunRecord:
     """Train ``strategy`` on ``benchmark`` experience by experience, evaluating the whole test stream after
     each one, and return the run's record.
@@ -85,11 +87,18 @@ def run_strategy(
             (``None``): every metric but forward transfer is unchanged, and evaluation costs ``(T + 1) / 2T`` of the full one.
         save_to: if given, the record is (atomically) written there after every experience, with
             ``status="running"`` until the last one, so an interrupted run keeps its results.
+        stop_after: train only the first ``stop_after`` experiences (e.g. to re-check the start of a stored
+            run); the record then keeps ``status="running"``.
     """
     metric = accuracy_matrix_metric(strategy)
     metric.reset()
     joint = isinstance(strategy, JointTraining)
     stages: list[Any] = [benchmark.train_stream] if joint else list(benchmark.train_stream)
+    n_stages = len(stages)
+    if stop_after is not None:
+        if not 1 <= stop_after <= n_stages:
+            raise ConfigError(f"stop_after must be between 1 and {n_stages} (the stages of this run), got {stop_after}")
+        stages = stages[:stop_after]
     device = str(strategy.device)
     if evaluate_untrained:
         strategy.eval(benchmark.test_stream)
@@ -107,7 +116,7 @@ def run_strategy(
         start = time.perf_counter()
         strategy.eval(benchmark.test_stream if evaluate_future or joint else benchmark.test_stream[: stage + 1])
         timings["eval_seconds"].append(time.perf_counter() - start)
-        finished = stage == len(stages) - 1
+        finished = stage == n_stages - 1
         matrix = metric.result()[:, :1] if joint else metric.result()
         record = RunRecord.from_arrays(
             name,
@@ -123,5 +132,7 @@ def run_strategy(
         )
         if save_to is not None:
             record.save(save_to)
-    assert record is not None and not np.isnan(record.matrix[:, -1]).any(), "the final evaluation is incomplete"
+    if record.status == "finished" and np.isnan(record.matrix[:, -1]).any():
+        raise RuntimeError(f"{name}: the final evaluation is incomplete (an experience of the test stream was "
+                           "not evaluated); this is a bug of the strategy's evaluation, please report it")
     return record
