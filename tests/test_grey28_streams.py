@@ -97,3 +97,25 @@ def test_a_corrupted_stream_file_is_refused(tmp_path, monkeypatch):
             streams.load_stream_file("mnist")
     finally:
         streams.load_stream_file.cache_clear()
+
+
+def test_validation_stream_is_carved_from_training_data_and_never_trained_on():
+    common = dict(train_per_class=20, test_per_class=5, seed=1)
+    validation = get_benchmark("five_domains", validation_per_class=10, **common)
+    assert [len(exp.dataset) for exp in validation.test_stream] == [100] * 5
+    assert validation.info["validation_per_class"] == 10
+    for t in range(5):
+        train = {hashlib.sha1(validation.train_stream[t].dataset[i][0].numpy().tobytes()).hexdigest()
+                 for i in range(len(validation.train_stream[t].dataset))}
+        held = {hashlib.sha1(validation.test_stream[t].dataset[i][0].numpy().tobytes()).hexdigest()
+                for i in range(len(validation.test_stream[t].dataset))}
+        assert not train & held
+    # the validation images come from the training split: none is a test image
+    mnist = streams.load_stream_file("mnist")
+    held_mnist = {hashlib.sha1(validation.test_stream[0].dataset[i][0].numpy().tobytes()).hexdigest()
+                  for i in range(len(validation.test_stream[0].dataset))}
+    test_mnist = {hashlib.sha1(x.numpy().tobytes()).hexdigest()
+                  for x in streams.normalise(mnist["test_images"])}
+    assert not held_mnist & test_mnist
+    with pytest.raises(ConfigError, match="digits8 validation"):
+        get_benchmark("five_domains", validation_per_class=200)

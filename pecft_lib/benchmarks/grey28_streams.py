@@ -92,12 +92,33 @@ def _subset(images: np.ndarray, labels: np.ndarray, per_class: int | None, seed:
     return images[index], labels[index]
 
 
+def _splits(data: dict[str, np.ndarray], train_per_class: int | None, test_per_class: int | None,
+            validation_per_class: int | None, seed: int, what: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The (images, labels) of ``"train"`` and ``"test"``; with ``validation_per_class`` the ``"test"`` part is
+    that many examples per class carved out of the training split (drawn with ``seed``), and the training subset
+    is drawn from the rest, so no validation example is trained on and no test example is read."""
+    train_x, train_y = data["train_images"], data["train_labels"]
+    if validation_per_class is None:
+        return {"train": _subset(train_x, train_y, train_per_class, seed, f"{what} train"),
+                "test": _subset(data["test_images"], data["test_labels"], test_per_class, seed, f"{what} test")}
+    if validation_per_class < 1:
+        raise ConfigError(f"{what}: validation_per_class must be at least 1, got {validation_per_class}")
+    try:
+        held_out = per_class_subset(train_y, validation_per_class, seed + 1)
+    except ConfigError as err:
+        raise ConfigError(f"{what} validation: {err}") from None
+    rest = np.setdiff1d(np.arange(len(train_y)), held_out)
+    return {"train": _subset(train_x[rest], train_y[rest], train_per_class, seed, f"{what} train (after validation)"),
+            "test": (train_x[held_out], train_y[held_out])}
+
+
 def split_mnist(
     n_experiences: int = 5,
     seed: int = 0,
     class_order: Sequence[int] | None = None,
     train_per_class: int | None = None,
     test_per_class: int | None = None,
+    validation_per_class: int | None = None,
 ) -> ContinualBenchmark:
     """Class-incremental Split MNIST: 10 digits in ``n_experiences`` experiences of equally many.
 
@@ -107,17 +128,18 @@ def split_mnist(
         class_order: explicit order of the 10 digits.
         train_per_class, test_per_class: keep this many examples per digit (``None`` = all: 690–902 train and
             173–225 test per digit).
+        validation_per_class: evaluate on this many examples per digit carved out of the training split instead
+            of the test split (for choosing hyperparameters; see :func:`five_domains`).
     """
     data = load_stream_file("mnist")
     order = list(class_order) if class_order is not None else seeded_class_order(10, seed)
-    splits = {}
-    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
-        images, labels = _subset(data[f"{split}_images"], data[f"{split}_labels"], per_class, seed, f"split_mnist {split}")
-        splits[split] = TensorClassificationDataset(normalise(images), torch.from_numpy(labels))
+    splits = {split: TensorClassificationDataset(normalise(images), torch.from_numpy(labels)) for split, (images, labels)
+              in _splits(data, train_per_class, test_per_class, validation_per_class, seed, "split_mnist").items()}
     return make_class_incremental(
         "split_mnist", splits["train"], splits["test"], n_experiences=n_experiences, class_order=order,
         class_names=[str(d) for d in range(10)],
         info={"seed": seed, "train_per_class": train_per_class, "test_per_class": test_per_class,
+              "validation_per_class": validation_per_class,
               "source": stream_sources()["mnist.npz"]["source"], "normalization": {"mean": MEAN, "std": STD}},
     )
 
@@ -128,6 +150,7 @@ def five_domains(
     domain_order: Sequence[str] | None = None,
     train_per_class: int | None = None,
     test_per_class: int | None = None,
+    validation_per_class: int | None = None,
     root: str | Path | None = None,
     download: bool = True,
 ) -> ContinualBenchmark:
@@ -142,6 +165,9 @@ def five_domains(
         domain_order: the domains in the order they are learned, a permutation of :data:`DOMAINS`.
         train_per_class, test_per_class: keep this many examples per class of every domain (``None`` = all; the
             8×8 digits have the fewest, 139 train and 35 test for some digits).
+        validation_per_class: if given, the test stream is replaced by this many examples per class carved out of
+            each domain's training split (drawn with ``seed``; the training subset is drawn from the rest): the
+            validation stream on which learning rates are chosen, so the test split is never looked at.
         root, download: where Fashion-MNIST is read from, see :func:`~pecft_lib.benchmarks.fashion_mnist.load_fashion_mnist`.
     """
     order = tuple(domain_order) if domain_order is not None else DOMAINS
@@ -155,9 +181,8 @@ def five_domains(
     for t, domain in enumerate(order):
         data = _domain_arrays(domain, root, download)
         names += [f"{domain}/{name}" for name in data["class_names"].tolist()]
-        for split, per_class in (("train", train_per_class), ("test", test_per_class)):
-            images, labels = _subset(data[f"{split}_images"], data[f"{split}_labels"], per_class, seed,
-                                     f"five_domains {domain} {split}")
+        parts = _splits(data, train_per_class, test_per_class, validation_per_class, seed, f"five_domains {domain}")
+        for split, (images, labels) in parts.items():
             splits[split].append((images, labels + 10 * t))
     datasets = {
         split: TensorClassificationDataset(normalise(np.concatenate([x for x, _ in parts])),
@@ -169,7 +194,8 @@ def five_domains(
         "five_domains", datasets["train"], datasets["test"], n_experiences=len(order),
         class_order=list(range(10 * len(order))), class_names=names,
         info={"seed": seed, "domains": list(order), "train_per_class": train_per_class,
-              "test_per_class": test_per_class, "normalization": {"mean": MEAN, "std": STD},
+              "test_per_class": test_per_class, "validation_per_class": validation_per_class,
+              "normalization": {"mean": MEAN, "std": STD},
               "sources": {d: sources[f"{d}.npz"]["source"] if d != "fashion_mnist" else "Fashion-MNIST (Xiao et al. "
                           "2017)" for d in order}},
     )
