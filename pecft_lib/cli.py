@@ -7,6 +7,7 @@ Usage::
               [--force] [--dry-run [--dry-run-experiences K]] [--checkpoint-every N]
     pecft resume DIR [--checkpoint-every N]
     pecft comparison [--profile medium] [--benchmark NAME ...] [--runs NAME ...] [--seeds N ...] [--out DIR]
+    pecft select-lr --benchmark NAME --lrs LR ... [--profile medium] [--validation-per-class N] [--runs NAME ...]
 
 Examples: ``pecft run l2p:vision`` (quick profile), ``pecft run inflora:cifar100 --profile paper``,
 ``pecft run l2p:vision/SeqFT --set baselines.SeqFT.lr=1e-4`` (keys are relative to the experiment; see
@@ -21,6 +22,8 @@ continues exactly where it stopped.
 ``pecft comparison`` produces the stored records of the comparison grid (``configs/comparison.yaml``), by
 default the ``medium`` profile into ``data/records/medium/comparison/``: one record per (benchmark, run, seed),
 skipping those already stored, so that the grid can be made in parts (:mod:`pecft_lib.stored_records`).
+``pecft select-lr`` chooses each run's learning rate on a validation stream carved from the training data
+(:mod:`pecft_lib.lr_selection`), resumable trial by trial, into ``data/records/medium/lr_selection/``.
 
 Several GPUs (data parallel, one process per GPU)::
 
@@ -250,6 +253,20 @@ def command_comparison(args: argparse.Namespace) -> None:
             print(f"stored {path}", flush=True)
 
 
+def command_select_lr(args: argparse.Namespace) -> None:
+    """Choose learning rates on a validation stream (see :func:`~pecft_lib.lr_selection.select_learning_rates`)."""
+    from .comparison import load_comparison
+    from .lr_selection import select_learning_rates
+    from .stored_records import records_root
+
+    root = Path(args.out) if args.out else records_root(args.profile, "lr_selection")
+    selection = select_learning_rates(load_comparison(args.profile), args.benchmark, args.lrs, root, args.profile,
+                                      args.validation_per_class, runs=args.runs, seed=args.seed)
+    for run, choice in selection.items():
+        scores = ", ".join(f"{lr}: {100 * score:.1f}" for lr, score in choice["scores"].items())
+        print(f"{run}: lr {choice['chosen']:g} (validation A_last % {scores})")
+
+
 def command_run(args: argparse.Namespace) -> None:
     """Resolve, validate and run one experiment (see the module docstring)."""
     if args.dry_run_experiences is not None and not args.dry_run:
@@ -316,6 +333,16 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--seeds", nargs="+", type=int, help="default: the profile's seeds")
     grid.add_argument("--out", help="records folder (default: data/records/<profile>/comparison of the checkout)")
     grid.set_defaults(handler=command_comparison)
+
+    select = commands.add_parser("select-lr", help="choose each run's learning rate on a validation stream")
+    select.add_argument("--benchmark", required=True, help="a benchmark of the comparison profile")
+    select.add_argument("--lrs", nargs="+", type=float, required=True, help="candidate learning rates")
+    select.add_argument("--profile", choices=PROFILES, default="medium", help="default: medium")
+    select.add_argument("--validation-per-class", type=int, default=20, help="held-out training examples per class")
+    select.add_argument("--runs", nargs="+", help="default: every run with a learning rate")
+    select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--out", help="default: data/records/<profile>/lr_selection of the checkout")
+    select.set_defaults(handler=command_select_lr)
     return parser
 
 

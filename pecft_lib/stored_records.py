@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .comparison import ComparisonConfig, run_one
 from .errors import ConfigError, DatasetNotFoundError, UnknownNameError
@@ -25,21 +25,23 @@ from .evaluation import RunRecord
 from .paths import REPO_ROOT
 
 
-def records_root(profile: str) -> Path:
-    """``data/records/<profile>/comparison`` of the checkout (stored records are not part of the wheel)."""
+def records_root(profile: str, kind: str = "comparison") -> Path:
+    """``data/records/<profile>/<kind>`` of the checkout (``kind``: ``comparison`` or ``lr_selection``; stored
+    records are not part of the wheel)."""
     if REPO_ROOT is None:
         raise DatasetNotFoundError("stored records live in a checkout of the repository (data/records/); clone it, "
                                    "or produce them with `pecft comparison --profile medium --out FOLDER`")
-    return REPO_ROOT / "data" / "records" / profile / "comparison"
+    return REPO_ROOT / "data" / "records" / profile / kind
 
 
-def _file_name(run: str) -> str:
+def safe_name(run: str) -> str:
+    """``run`` as a file or folder name (characters other than letters, digits, ``_.-`` become ``_``)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", run)
 
 
 def record_path(root: Path, benchmark: str, run: str, seed: int) -> Path:
     """Where the record of ``run`` with ``seed`` on ``benchmark`` is stored under ``root``."""
-    return root / benchmark / _file_name(run) / f"seed{seed}.json"
+    return root / benchmark / safe_name(run) / f"seed{seed}.json"
 
 
 def _commit() -> str | None:
@@ -64,6 +66,17 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def provenance(wall_seconds: float) -> dict[str, Any]:
+    """How a stored record was made: the ``pecft`` command line (``None`` when not run from it), the commit
+    (with ``+uncommitted changes`` if the checkout differed from it), the CPU and the wall time."""
+    return {
+        "command": " ".join(["pecft", *sys.argv[1:]]) if Path(sys.argv[0]).name == "pecft" else None,
+        "commit": _commit(),
+        "cpu": _cpu(),
+        "wall_seconds": round(wall_seconds, 1),
+    }
+
+
 def produce(config: ComparisonConfig, benchmark: str, root: Path, profile: str,
             runs: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> list[Path]:
     """Run every (run, seed) of ``config.benchmarks[benchmark]`` whose record is not stored under ``root`` yet,
@@ -85,12 +98,7 @@ def produce(config: ComparisonConfig, benchmark: str, root: Path, profile: str,
         for run in todo:
             start = time.perf_counter()
             record = run_one(setup, run, seed, profile, benchmark=data)
-            record.extra["provenance"] = {
-                "command": " ".join(["pecft", *sys.argv[1:]]) if Path(sys.argv[0]).name == "pecft" else None,
-                "commit": _commit(),
-                "cpu": _cpu(),
-                "wall_seconds": round(time.perf_counter() - start, 1),
-            }
+            record.extra["provenance"] = provenance(time.perf_counter() - start)
             written.append(record.save(record_path(root, benchmark, run, seed)))
     return written
 

@@ -80,3 +80,22 @@ def test_stop_after_trains_only_the_first_experiences():
     assert record.matrix[0, 0] == record.matrix[0, 0]  # measured (not NaN)
     with pytest.raises(ConfigError, match="stop_after must be between 1 and 2"):
         run_one(setup, "SeqFT", 0, "quick", stop_after=3)
+
+
+def test_learning_rates_are_chosen_on_validation_data_and_stored(tmp_path):
+    from pecft_lib.lr_selection import select_learning_rates, tunable_runs
+
+    grid = tiny_grid()
+    assert tunable_runs(grid.benchmarks["mnist"]) == ["SeqFT"]  # the prototype classifier has no learning rate
+    selection = select_learning_rates(grid, "mnist", [1e-4, 1e-3], tmp_path, "quick", validation_per_class=2)
+    choice = selection["SeqFT"]
+    assert set(choice["scores"]) == {"0.0001", "0.001"}
+    assert choice["chosen"] in (1e-4, 1e-3)
+    assert choice["scores"][f"{choice['chosen']:g}"] == max(choice["scores"].values())
+    trial = json.loads((tmp_path / "mnist" / "SeqFT" / "lr0.001.json").read_text())
+    assert trial["benchmark"]["validation_per_class"] == 2 and trial["benchmark"]["test_sizes"] == [10, 10]  # 5 classes × 2
+    assert json.loads((tmp_path / "mnist" / "selection.json").read_text()) == selection
+    # resumable: a second call trains nothing and gives the same choice
+    assert select_learning_rates(grid, "mnist", [1e-4, 1e-3], tmp_path, "quick", validation_per_class=2) == selection
+    with pytest.raises(Exception, match="run with a learning rate"):
+        select_learning_rates(grid, "mnist", [1e-3], tmp_path, "quick", validation_per_class=2, runs=["Prototype"])
