@@ -51,7 +51,7 @@ from .backbones import BACKBONES
 from .benchmarks import BENCHMARKS
 from .distributed import GradientAveraging
 from .dry_run import dry_experiment, generative_dry_arguments, prepare_dry, replace_fields
-from .errors import ConfigError, PecftError
+from .errors import ConfigError, PecftError, UnknownNameError
 from .evaluation import RunRecord, run_strategy
 from .experiments import INCLORA, METHODS, Experiment, catalogue, resolve
 from .methods import olora
@@ -229,12 +229,23 @@ def execute(experiment: Experiment, out_dir: Path, options: RunOptions, resume: 
 
 
 def command_list(args: argparse.Namespace) -> None:
-    """Print methods with their experiments and runs per profile, benchmarks and backbone checkpoints."""
+    """Print methods with their experiments and runs per profile, the comparison grids, benchmarks and backbone
+    checkpoints."""
+    from .comparison import load_comparison
+
     for profile in [args.profile] if args.profile else PROFILES:
         print(f"experiments ({profile} profile): METHOD:EXPERIMENT/RUN, the first run is the default")
         for method, experiments in catalogue(profile).items():
             for experiment, runs in experiments.items():
                 print(f"  {method}:{experiment}  runs: {', '.join(runs)}")
+        try:
+            grid = load_comparison(profile)
+        except UnknownNameError:  # configs/comparison.yaml has no section for this profile
+            grid = None
+        if grid is not None:
+            print(f"comparison grid ({profile} profile, `pecft comparison --profile {profile}`):")
+            for name, setup in grid.benchmarks.items():
+                print(f"  {name} ({setup.benchmark.name}, {setup.backbone})  runs: {', '.join(setup.runs)}")
         print()
     print(f"methods: {', '.join(METHODS)}")
     print(f"benchmarks: {', '.join(BENCHMARKS)}")

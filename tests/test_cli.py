@@ -82,7 +82,9 @@ def test_list_shows_every_method_experiment_benchmark_and_checkpoint(capsys):
                  "dualprompt:imagenet_r", "coda_prompt:imagenet_r", "inflora:cifar100", "olora:generative",
                  "olora:text  runs: O-LoRA, IncLoRA, SeqLoRA, SeqFT, Joint", "classic_cl:default  runs: naive",
                  "peft_primer:vision  runs: linear_probe", "split_imagenet_r", "olora_text",
-                 "vit_base_patch16_224.augreg_in21k_ft_in1k", "all-MiniLM-L6-v2"):
+                 "vit_base_patch16_224.augreg_in21k_ft_in1k", "all-MiniLM-L6-v2", "pecft-vit-glyphs",
+                 "comparison grid (medium profile, `pecft comparison --profile medium`):",
+                 "five_domains (five_domains, pecft-vit-glyphs)  runs: L2P, DualPrompt, CODA-Prompt"):
         assert line in out, line
 
 
