@@ -21,7 +21,7 @@ from typing import Sequence
 from .comparison import ComparisonBenchmark, ComparisonConfig, run_one
 from .errors import ConfigError, UnknownNameError
 from .evaluation import RunRecord
-from .stored_records import provenance, safe_name
+from .stored_records import check_settings, grid_settings, provenance, safe_name
 
 
 def with_learning_rate(setup: ComparisonBenchmark, run: str, lr: float) -> ComparisonBenchmark:
@@ -64,12 +64,15 @@ def select_learning_rates(config: ComparisonConfig, benchmark: str, lrs: Sequenc
         scores = {}
         for lr in sorted(lrs):
             path = root / benchmark / safe_name(run) / f"lr{lr:g}.json"
+            trial_setup = with_learning_rate(setup, run, lr)
             if path.is_file():
                 record = RunRecord.load(path)
+                check_settings(record, trial_setup, run, path)
             else:
                 start = time.perf_counter()
-                record = run_one(with_learning_rate(setup, run, lr), run, seed, profile, benchmark=data)
+                record = run_one(trial_setup, run, seed, profile, benchmark=data)
                 record.extra["provenance"] = provenance(time.perf_counter() - start)
+                record.extra["grid_settings"] = grid_settings(trial_setup, run)
                 record.save(path)
             scores[f"{lr:g}"] = record.metrics["A_last"]
         best = max(scores.values())

@@ -11,6 +11,7 @@ what is already stored, so the grid can be made in parts and an interrupted grid
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import re
 import subprocess
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .comparison import ComparisonConfig, run_one
+from .comparison import ComparisonBenchmark, ComparisonConfig, run_one
 from .errors import ConfigError, DatasetNotFoundError, UnknownNameError
 from .evaluation import RunRecord
 from .paths import REPO_ROOT
@@ -66,6 +67,31 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def grid_settings(setup: ComparisonBenchmark, run: str) -> dict[str, Any]:
+    """What of the comparison config decides ``run``'s result (backbone, benchmark, schedule, its overrides or
+    baseline config, the presets' profile): stored with every record and compared when a stored record is used,
+    so that a record made under other settings is never taken for a current one."""
+    settings = {"backbone": setup.backbone, "benchmark": dataclasses.asdict(setup.benchmark),
+                "epochs": setup.epochs, "batch_size": setup.batch_size, "presets": setup.presets}
+    if run in setup.baselines:
+        settings["baseline"] = dataclasses.asdict(setup.baselines[run])
+    else:
+        settings["method"] = setup.methods[run]
+        settings["overrides"] = setup.overrides.get(run, {})
+    settings["benchmark"].pop("seed")  # each record's seed is checked on its own
+    return json.loads(json.dumps(settings))  # as it reads back from a record (tuples become lists)
+
+
+def check_settings(record: RunRecord, setup: ComparisonBenchmark, run: str, path: Path) -> None:
+    """Raise :class:`~pecft_lib.errors.ConfigError` if the record at ``path`` was made under other settings."""
+    stored, current = record.extra.get("grid_settings"), grid_settings(setup, run)
+    if stored != current:
+        changed = sorted(k for k in set(current) | set(stored or {}) if (stored or {}).get(k) != current.get(k))
+        raise ConfigError(f"{path} was made with other settings of {run} ({', '.join(changed)} differ from "
+                          "configs/comparison.yaml); delete it to re-run it with the current settings, or restore "
+                          "the settings it was made with")
+
+
 def provenance(wall_seconds: float) -> dict[str, Any]:
     """How a stored record was made: the ``pecft`` command line (``None`` when not run from it), the commit
     (with ``+uncommitted changes`` if the checkout differed from it), the CPU and the wall time."""
@@ -91,7 +117,13 @@ def produce(config: ComparisonConfig, benchmark: str, root: Path, profile: str,
             raise UnknownNameError("run", run, setup.runs)
     written = []
     for seed in (seeds if seeds is not None else config.seeds):
-        todo = [run for run in runs if not record_path(root, benchmark, run, seed).is_file()]
+        todo = []
+        for run in runs:
+            path = record_path(root, benchmark, run, seed)
+            if path.is_file():
+                check_settings(RunRecord.load(path), setup, run, path)  # a stale record is refused, not skipped
+            else:
+                todo.append(run)
         if not todo:
             continue
         data = dataclasses.replace(setup.benchmark, seed=seed).build()
@@ -99,6 +131,7 @@ def produce(config: ComparisonConfig, benchmark: str, root: Path, profile: str,
             start = time.perf_counter()
             record = run_one(setup, run, seed, profile, benchmark=data)
             record.extra["provenance"] = provenance(time.perf_counter() - start)
+            record.extra["grid_settings"] = grid_settings(setup, run)
             written.append(record.save(record_path(root, benchmark, run, seed)))
     return written
 
@@ -118,6 +151,7 @@ def load_stored(config: ComparisonConfig, benchmark: str, root: Path, runs: Sequ
                 missing.append(f"{run} (seed {seed})")
                 continue
             record = RunRecord.load(path)
+            check_settings(record, setup, run, path)
             if record.benchmark.get("name") != setup.benchmark.name or int(record.config["seed"]) != seed:
                 raise ConfigError(f"{path} holds a run of {record.benchmark.get('name')} with seed "
                                   f"{record.config['seed']}, not {setup.benchmark.name} with seed {seed}")

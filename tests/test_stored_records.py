@@ -99,3 +99,18 @@ def test_learning_rates_are_chosen_on_validation_data_and_stored(tmp_path):
     assert select_learning_rates(grid, "mnist", [1e-4, 1e-3], tmp_path, "quick", validation_per_class=2) == selection
     with pytest.raises(Exception, match="run with a learning rate"):
         select_learning_rates(grid, "mnist", [1e-3], tmp_path, "quick", validation_per_class=2, runs=["Prototype"])
+
+
+def test_a_record_made_under_other_settings_is_refused_not_reused(tmp_path):
+    import dataclasses
+
+    grid = tiny_grid()
+    produce(grid, "mnist", tmp_path, "quick", runs=["SeqFT"], seeds=[0])
+    setup = grid.benchmarks["mnist"]
+    changed = dataclasses.replace(setup, baselines={**setup.baselines,
+                                                    "SeqFT": dataclasses.replace(setup.baselines["SeqFT"], lr=0.5)})
+    stale = ComparisonConfig(seeds=[0], benchmarks={"mnist": changed})
+    with pytest.raises(ConfigError, match=r"other settings of SeqFT \(baseline differ"):
+        produce(stale, "mnist", tmp_path, "quick", runs=["SeqFT"])
+    with pytest.raises(ConfigError, match="delete it to re-run it"):
+        load_stored(stale, "mnist", tmp_path, runs=["SeqFT"])
