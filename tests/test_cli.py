@@ -148,8 +148,8 @@ def test_unknown_benchmark_lists_the_benchmarks(capsys):
 
 def test_unknown_checkpoint_tag_lists_the_tags(capsys):
     assert_error(capsys, ["run", "l2p:cifar100", "--profile", "paper", "--set", "backbone=vit_base_patch16_224"],
-                 "unknown backbone 'vit_base_patch16_224'; valid choices: all-MiniLM-L6-v2, pecft-vit-tiny, "
-                 "vit_base_patch16_224.augreg_in21k, vit_base_patch16_224.augreg_in21k_ft_in1k, "
+                 "unknown backbone 'vit_base_patch16_224'; valid choices: all-MiniLM-L6-v2, pecft-vit-glyphs, "
+                 "pecft-vit-tiny, vit_base_patch16_224.augreg_in21k, vit_base_patch16_224.augreg_in21k_ft_in1k, "
                  "vit_base_patch16_224.orig_in21k", "Give the pretrained tag explicitly")
     assert_error(capsys, ["run", "olora:generative", "--profile", "paper", "--set", "model=t5-3b"],
                  "unknown T5 model 't5-3b'; valid choices: t5-large")
