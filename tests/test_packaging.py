@@ -150,6 +150,8 @@ from pecft_lib.backbones.vit_tiny import load_vit_tiny, pretraining_report, prob
 from pecft_lib.benchmarks.split_imagenet_r import load_split
 from pecft_lib.benchmarks.debian_sections import section_texts
 from pecft_lib.benchmarks.text_domains import DOMAINS
+from pecft_lib.backbones import vit_glyphs
+from pecft_lib.benchmarks.grey28_streams import SHA256 as GREY28_FILES, load_stream_file, stream_sources
 
 site = pathlib.Path(sys.argv[1])
 assert pathlib.Path(pecft_lib.__file__).is_relative_to(site), pecft_lib.__file__
@@ -159,13 +161,16 @@ load_vit_tiny()  # sha256-checked package data
 assert pretraining_report() and probe_report() and len(load_split().classes) == 200
 assert len(section_texts()) == 10  # sha256-checked text samples
 assert all(DOMAINS[name].texts(DOMAINS[name]) and DOMAINS[name].provenance() for name in ("fortunes", "spam"))
+vit_glyphs.load_vit_glyphs()  # sha256-checked, with its reports
+assert vit_glyphs.pretraining_report() and vit_glyphs.probe_report()
+assert all(len(load_stream_file(name)["train_labels"]) for name in GREY28_FILES) and stream_sources()
 print("package data ok")
 """
 
 
 def test_the_wheel_is_self_contained_outside_the_repository(tmp_path):
     """Build the wheel, install it outside the repository and use it from another folder: package data (the
-    offline ViT, its reports, the ImageNet-R split, the text samples), the per-user cache, `pecft list` and a
+    offline ViTs, their reports, the ImageNet-R split, the image and text stream data), the per-user cache, `pecft list` and a
     small quick run."""
     python = Path(sys.executable)
     wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"

@@ -35,6 +35,31 @@ def create_vit_tiny(num_classes: int = 0, **overrides) -> VisionTransformer:
     return VisionTransformer(num_classes=num_classes, **{**ARCHITECTURE, **overrides})
 
 
+def load_shipped_vit(
+    name: str, weights_file: Path, sha256: str, remake: str, pretrained: bool = True, weights: str | Path | None = None
+) -> VisionTransformer:
+    """A ``pecft-vit-tiny``-architecture model with the weights ``name`` shipped in the package at ``weights_file``
+    (checked against ``sha256``), another weights file ``weights`` of the same architecture (loaded strictly, not
+    checked), or random weights (``pretrained=False``). ``remake`` says how to re-create the weights."""
+    model = create_vit_tiny()
+    if not pretrained:
+        return model
+    path = Path(weights) if weights is not None else weights_file
+    folder = f"pecft_lib/data/{name}"
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f"{path} does not exist. The {name} weights ship inside the package ({folder}/); reinstall pecft_lib "
+            f"(`pip install --force-reinstall pecft_lib`, or in a checkout `git checkout -- {folder}`), or "
+            f"re-create them with {remake} and pass weights=PATH."
+        )
+    if weights is None:
+        verify_sha256(path, sha256, "reinstall pecft_lib (`pip install --force-reinstall pecft_lib`), or in a "
+                      f"checkout restore the file with `git checkout -- {folder}` (a Git LFS pointer or a partial "
+                      "download also ends here)")
+    load_state_dict_file(model, path, name)
+    return model
+
+
 def load_vit_tiny(pretrained: bool = True, weights: str | Path | None = None) -> VisionTransformer:
     """``pecft-vit-tiny`` with its pretrained weights shipped in the package (sha256-verified), or random ones.
 
@@ -43,23 +68,9 @@ def load_vit_tiny(pretrained: bool = True, weights: str | Path | None = None) ->
         weights: another weights file of the same architecture (e.g. a re-run of the pretraining
             script); it is loaded strictly but not checked against the committed sha256.
     """
-    model = create_vit_tiny()
-    if not pretrained:
-        return model
-    path = Path(weights) if weights is not None else WEIGHTS_FILE
-    if not path.is_file():
-        raise CheckpointNotFoundError(
-            f"{path} does not exist. The pecft-vit-tiny weights ship inside the package (pecft_lib/data/"
-            "pecft-vit-tiny/); reinstall pecft_lib (`pip install --force-reinstall pecft_lib`, or in a checkout "
-            "`git checkout -- pecft_lib/data/pecft-vit-tiny`), or re-create them with "
-            "`python tools/pretrain_vit_tiny.py` (about 45 minutes on 2 CPU cores) and pass weights=PATH."
-        )
-    if weights is None:
-        verify_sha256(path, SHA256, "reinstall pecft_lib (`pip install --force-reinstall pecft_lib`), or in a "
-                      "checkout restore the file with `git checkout -- pecft_lib/data/pecft-vit-tiny` (a Git LFS "
-                      "pointer or a partial download also ends here)")
-    load_state_dict_file(model, path, "pecft-vit-tiny")
-    return model
+    return load_shipped_vit("pecft-vit-tiny", WEIGHTS_FILE, SHA256,
+                            "`python tools/pretrain_vit_tiny.py` (about 45 minutes on 2 CPU cores)",
+                            pretrained, weights)
 
 
 def pretraining_report() -> dict:
