@@ -127,6 +127,19 @@ def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None
     return run_strategy(strategy, benchmark, name=run, config=config, stop_after=stop_after, **EVALUATION)
 
 
+def select_runs(config: ComparisonConfig, benchmark: str,
+                runs: Sequence[str] | None = None) -> tuple[ComparisonBenchmark, list[str]]:
+    """The setup of ``benchmark`` and the runs asked for (default: all), each checked to exist."""
+    if benchmark not in config.benchmarks:
+        raise UnknownNameError("comparison benchmark", benchmark, list(config.benchmarks))
+    setup = config.benchmarks[benchmark]
+    runs = list(runs) if runs is not None else setup.runs
+    for run in runs:
+        if run not in setup.runs:
+            raise UnknownNameError("run", run, setup.runs)
+    return setup, runs
+
+
 def run_comparison(
     config: ComparisonConfig,
     benchmark: str,
@@ -136,13 +149,7 @@ def run_comparison(
 ) -> list[RunRecord]:
     """Every (run, seed) of ``config.benchmarks[benchmark]`` (default: all runs, the config's seeds), seed
     by seed, with a progress bar over the grid."""
-    if benchmark not in config.benchmarks:
-        raise UnknownNameError("comparison benchmark", benchmark, list(config.benchmarks))
-    setup = config.benchmarks[benchmark]
-    runs = list(runs) if runs is not None else setup.runs
-    for run in runs:
-        if run not in setup.runs:
-            raise UnknownNameError("run", run, setup.runs)
+    setup, runs = select_runs(config, benchmark, runs)
     seeds = list(seeds if seeds is not None else config.seeds)
     records = []
     with tqdm(total=len(runs) * len(seeds), desc=f"comparison ({benchmark})") as bar:

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .comparison import ComparisonBenchmark, ComparisonConfig, run_one
-from .errors import ConfigError, DatasetNotFoundError, UnknownNameError
+from .comparison import ComparisonBenchmark, ComparisonConfig, run_one, select_runs
+from .errors import ConfigError, DatasetNotFoundError
 from .evaluation import RunRecord
 from .paths import REPO_ROOT
 
@@ -108,13 +108,7 @@ def produce(config: ComparisonConfig, benchmark: str, root: Path, profile: str,
     """Run every (run, seed) of ``config.benchmarks[benchmark]`` whose record is not stored under ``root`` yet,
     and store it; returns the paths written. Each record's ``extra["provenance"]`` holds the command line, the
     commit, the CPU and the wall time (package versions and hardware are fields of every record)."""
-    if benchmark not in config.benchmarks:
-        raise UnknownNameError("comparison benchmark", benchmark, list(config.benchmarks))
-    setup = config.benchmarks[benchmark]
-    runs = list(runs) if runs is not None else setup.runs
-    for run in runs:
-        if run not in setup.runs:
-            raise UnknownNameError("run", run, setup.runs)
+    setup, runs = select_runs(config, benchmark, runs)
     written = []
     for seed in (seeds if seeds is not None else config.seeds):
         todo = []
