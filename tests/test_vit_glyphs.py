@@ -63,9 +63,10 @@ def test_model_card_quotes_the_probe_tables_the_gate_and_the_recipe():
         for stream, row in probe.items():
             assert f"| `{stream}` | {100 * row['frozen']:.1f} | {100 * row['raw_pixels']:.1f} | " \
                    f"{100 * row['random_init']:.1f} |" in card, stream
-    # the gate: frozen features beat raw pixels by at least 5 points on at least two streams; the card says
-    # whether it is passed, as the numbers decide
-    passing = [s for s, row in vit_glyphs.probe_report().items() if row["frozen"] - row["raw_pixels"] >= 0.05]
+    # the gate: frozen features beat raw pixels by at least 5 points on at least two registered streams (not the
+    # domains inside five_domains); the card says whether it is passed, as the numbers decide
+    passing = [s for s, row in vit_glyphs.probe_report().items()
+               if "/" not in s and row["frozen"] - row["raw_pixels"] >= 0.05]
     verdict = "**passed**" if len(passing) >= 2 else "**not passed**"
     assert f"raw pixels by at least 5 points on at least two streams): {verdict}" in card
     report = vit_glyphs.pretraining_report()

@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--out", help="default: the backbone's probe.json in the package (pecft-vit-glyphs only; "
                         "pecft-vit-tiny's probe.json is written by tools/probe_vit_tiny.py)")
     parser.add_argument("--per-class", type=int, default=100, help="training examples per class (0: all)")
+    parser.add_argument("--streams", nargs="+", help="re-probe only these streams and keep the other rows of the "
+                        "existing file (after a change of those streams' data)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if args.out is None and args.backbone != "pecft-vit-glyphs":
@@ -71,8 +73,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     models = {"frozen": LOADERS[args.backbone](), "random_init": create_vit_tiny()}
-    results = {}
+    out = Path(args.out) if args.out else package_data(args.backbone) / ("probe.json" if args.per_class else "probe_full.json")
+    results = json.loads(out.read_text()) if args.streams and out.is_file() else {}
     for name, data in streams().items():
+        if args.streams and name not in args.streams:
+            continue
         start = time.perf_counter()
         keep = per_class_subset(data["train_labels"], args.per_class or None, 0)
         x_train, x_test = normalise(data["train_images"][keep]), normalise(data["test_images"])
@@ -85,7 +90,6 @@ def main() -> None:
         results[name] = {k: round(row[k], 4) for k in ("frozen", "raw_pixels", "random_init")}
         print(f"{name}: {results[name]} ({len(x_train)} train, {len(x_test)} test, "
               f"{time.perf_counter() - start:.0f} s)", flush=True)
-    out = Path(args.out) if args.out else package_data(args.backbone) / ("probe.json" if args.per_class else "probe_full.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
     print("\n| stream | frozen | raw pixels | random init |\n|---|---|---|---|")  # the model card's table
     for name, row in results.items():

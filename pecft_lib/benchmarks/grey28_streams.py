@@ -47,7 +47,7 @@ from .grey28 import MEAN, STD, normalise
 STREAMS_DIR = package_data("streams")
 SHA256 = {
     "mnist": "57a4971eb6dfa2c943746515f78aaa29bf297702f4d0176ce23bc853befecb41",
-    "letters": "647a77a28522e21485132a8a02271a50ee13f8a50c34caad64b8dab0c6e3fca6",
+    "letters": "cc2f4a5b1dc9eaee943e00a7db97f513b13f131e94465f2bd17fb5b40eb41cae",
     "symbols": "ac9a517e4a48a508362465f68c4ead147b58f3450b8c47b158736f26c135e1f4",
     "digits8": "51e6ec485da07489eb327eb7a9776c4559f53d08ba0cbf4dfaa2c9a76581db75",
 }
