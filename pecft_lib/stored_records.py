@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .benchmarks import data_identity
 from .comparison import ComparisonBenchmark, ComparisonConfig, run_one, select_runs
 from .errors import ConfigError, DatasetNotFoundError
 from .evaluation import RunRecord
@@ -68,11 +69,12 @@ def _cpu() -> str:
 
 
 def grid_settings(setup: ComparisonBenchmark, run: str) -> dict[str, Any]:
-    """What of the comparison config decides ``run``'s result (backbone, benchmark, schedule, its overrides or
-    baseline config, the presets' profile): stored with every record and compared when a stored record is used,
+    """What decides ``run``'s result (backbone, benchmark and the sha256 of its data files, schedule, the run's
+    overrides or baseline config, the presets' profile): stored with every record and compared when a stored record is used,
     so that a record made under other settings is never taken for a current one."""
     settings = {"backbone": setup.backbone, "benchmark": dataclasses.asdict(setup.benchmark),
-                "epochs": setup.epochs, "batch_size": setup.batch_size, "presets": setup.presets}
+                "data": data_identity(setup.benchmark.name), "epochs": setup.epochs, "batch_size": setup.batch_size,
+                "presets": setup.presets}
     if run in setup.baselines:
         settings["baseline"] = dataclasses.asdict(setup.baselines[run])
     else:

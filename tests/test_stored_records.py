@@ -114,3 +114,12 @@ def test_a_record_made_under_other_settings_is_refused_not_reused(tmp_path):
         produce(stale, "mnist", tmp_path, "quick", runs=["SeqFT"])
     with pytest.raises(ConfigError, match="delete it to re-run it"):
         load_stored(stale, "mnist", tmp_path, runs=["SeqFT"])
+
+
+def test_a_record_made_on_other_data_is_refused(tmp_path, monkeypatch):
+    from pecft_lib.benchmarks import grey28_streams
+
+    produce(tiny_grid(), "mnist", tmp_path, "quick", runs=["Prototype"], seeds=[0])
+    monkeypatch.setitem(grey28_streams.SHA256, "mnist", "0" * 64)  # as if mnist.npz had been rebuilt
+    with pytest.raises(ConfigError, match=r"other settings of Prototype \(data differ"):
+        load_stored(tiny_grid(), "mnist", tmp_path, runs=["Prototype"], seeds=[0])

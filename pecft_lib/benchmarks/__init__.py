@@ -30,6 +30,32 @@ BENCHMARKS: dict[str, Callable[..., ContinualBenchmark]] = {
 """Benchmark name (as in the ``benchmark:`` section of a config) → the function that builds it."""
 
 
+def data_identity(name: str) -> dict[str, str]:
+    """The sha256 of every pinned file the benchmark ``name`` is built from (empty for an unknown name): stored
+    with records made on it, so that a record made on other data is recognised as such."""
+    from .debian_sections import DATA_SHA256 as DEBIAN
+    from .fashion_mnist import SHA256 as FASHION
+    from .grey28_streams import SHA256 as GREY
+    from .split_cifar100 import ARCHIVE_SHA256 as CIFAR
+    from .split_imagenet_r import ARCHIVE_SHA256 as IMAGENET_R, SPLIT_SHA256 as IMAGENET_R_SPLIT
+    from .text_domains import FORTUNES_SHA256, SPAM_SHA256
+    from .wordnet_supersenses import DATA_NOUN_SHA256 as WORDNET
+
+    grey = {f"{stem}.npz": digest for stem, digest in GREY.items()}
+    identities = {
+        "split_fashion_mnist": dict(FASHION),
+        "split_mnist": {"mnist.npz": grey["mnist.npz"]},
+        "five_domains": {**grey, **FASHION},
+        "split_cifar100": {"archive": CIFAR},
+        "split_imagenet_r": {"archive": IMAGENET_R, "split": IMAGENET_R_SPLIT},
+        "wordnet_supersenses": {"data.noun": WORDNET},
+        "debian_sections": {"debian_sections.jsonl.gz": DEBIAN},
+        "text_domains": {"data.noun": WORDNET, "debian_sections.jsonl.gz": DEBIAN,
+                         "fortunes.jsonl.gz": FORTUNES_SHA256, "spam.jsonl.gz": SPAM_SHA256},
+    }
+    return identities.get(name, {})
+
+
 def get_benchmark(name: str, **kwargs: Any) -> ContinualBenchmark:
     """Build the benchmark called ``name`` (see :data:`BENCHMARKS`) with keyword arguments ``kwargs``."""
     if name not in BENCHMARKS:
@@ -59,6 +85,7 @@ __all__ = [
     "BENCHMARKS",
     "BenchmarkConfig",
     "ContinualBenchmark",
+    "data_identity",
     "debian_sections",
     "five_domains",
     "get_benchmark",
