@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from .benchmarks import data_identity
 from .comparison import ComparisonBenchmark, ComparisonConfig, run_one, select_runs
 from .errors import ConfigError, DatasetNotFoundError
 from .evaluation import RunRecord
+from .evaluation.resources import cpu_model
 from .paths import REPO_ROOT
 
 
@@ -58,16 +58,6 @@ def _commit() -> str | None:
     return out.stdout.strip() + ("+uncommitted changes" if dirty else "") if out.returncode == 0 else None
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def grid_settings(setup: ComparisonBenchmark, run: str) -> dict[str, Any]:
     """What decides ``run``'s result (backbone, benchmark and the sha256 of its data files, schedule, the run's
     overrides or baseline config, the presets' profile): stored with every record and compared when a stored record is used,
@@ -100,7 +90,7 @@ def provenance(wall_seconds: float) -> dict[str, Any]:
     return {
         "command": " ".join(["pecft", *sys.argv[1:]]) if Path(sys.argv[0]).name == "pecft" else None,
         "commit": _commit(),
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "wall_seconds": round(wall_seconds, 1),
     }
 
