@@ -28,8 +28,24 @@ from .errors import ConfigError, UnknownNameError
 from .evaluation import RunRecord, run_strategy
 from .evaluation.aggregate import group_by_run, mean_train_seconds, trainable_parameters
 from .experiments import Sources, resolve
+from .mechanisms import mechanism_diagnostics
 from .methods.baselines import BaselineConfig, prepare_baseline
 from .repro import current_profile
+
+
+@dataclass
+class Control:
+    """A method run with one mechanism changed — the ablation its diagnostic is read against (DualPrompt with
+    the JAX init, InfLoRA with a random ``down``, O-LoRA without its orthogonality, i.e. IncLoRA).
+
+    Attributes:
+        of: the method it controls; the control runs that method's experiment with its overrides (learning
+            rate included, so that a control is never tuned on its own).
+        set: the dotted overrides that change the mechanism.
+    """
+
+    of: str
+    set: dict[str, Any]
 
 
 @dataclass
@@ -44,6 +60,7 @@ class ComparisonBenchmark:
         epochs, batch_size: written over every method's ``optim`` section; ``None`` keeps each preset's own
             (the paper recipes differ in both).
         overrides: display name → further dotted overrides of that method's experiment.
+        controls: display name → a :class:`Control` of one of the methods.
         presets: the profile whose method presets the runs start from (``None``: the comparison's own profile).
             The ``medium`` comparison starts from the ``quick`` presets and writes a longer schedule over them.
     """
@@ -55,20 +72,33 @@ class ComparisonBenchmark:
     epochs: int | None = None
     batch_size: int | None = None
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    controls: dict[str, Control] = field(default_factory=dict)
     presets: str | None = None
 
     def __post_init__(self) -> None:
-        clash = set(self.methods) & set(self.baselines)
-        if clash:
-            raise ConfigError(f"run names must be unique; {sorted(clash)} is both a method and a baseline")
+        for first, second in ((self.methods, self.baselines), (self.methods, self.controls),
+                              (self.controls, self.baselines)):
+            clash = set(first) & set(second)
+            if clash:
+                raise ConfigError(f"run names must be unique; {sorted(clash)} names two runs")
         stray = set(self.overrides) - set(self.methods)
         if stray:
             raise UnknownNameError("method to override", sorted(stray)[0], list(self.methods))
+        for control in self.controls.values():
+            if control.of not in self.methods:
+                raise UnknownNameError("method to control", control.of, list(self.methods))
 
     @property
     def runs(self) -> list[str]:
-        """Every run, methods first, in config order."""
-        return [*self.methods, *self.baselines]
+        """Every run in config order: methods, their controls, baselines."""
+        return [*self.methods, *self.controls, *self.baselines]
+
+    def method_of(self, run: str) -> tuple[str, dict[str, Any]]:
+        """The experiment address and the dotted overrides of a method or control ``run``."""
+        if run in self.controls:
+            control = self.controls[run]
+            return self.methods[control.of], {**self.overrides.get(control.of, {}), **control.set}
+        return self.methods[run], self.overrides.get(run, {})
 
 
 @dataclass
@@ -98,7 +128,7 @@ def method_overrides(setup: ComparisonBenchmark, run: str, seed: int) -> dict[st
         overrides["optim.epochs"] = setup.epochs
     if setup.batch_size is not None:
         overrides["optim.batch_size"] = setup.batch_size
-    return {**overrides, **setup.overrides.get(run, {})}
+    return {**overrides, **setup.method_of(run)[1]}
 
 
 EVALUATION = {"evaluate_untrained": False, "evaluate_future": False}
@@ -111,7 +141,9 @@ def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None
     """Run ``run`` (a method or a baseline of ``setup``) with ``seed`` and return its record; the record's
     config holds the seed and, for a method, its resolved address. ``benchmark`` is the seed's benchmark if
     already built (it is the same for every run of a seed; built here otherwise); ``stop_after`` trains only
-    the first experiences (see :func:`~pecft_lib.evaluation.run_strategy`)."""
+    the first experiences (see :func:`~pecft_lib.evaluation.run_strategy`). A finished method run stores the
+    measurement of its mechanism on the test stream in ``record.extra["diagnostics"]``
+    (:func:`~pecft_lib.mechanisms.mechanism_diagnostics`)."""
     if run not in setup.runs:
         raise UnknownNameError("run", run, setup.runs)
     if benchmark is None:
@@ -120,11 +152,16 @@ def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None
         strategy, benchmark, config = prepare_baseline(setup.baselines[run], benchmark, name=run,
                                                        backbone=setup.backbone, seed=seed)
     else:
-        experiment = resolve(setup.methods[run], setup.presets or profile or current_profile(),
+        experiment = resolve(setup.method_of(run)[0], setup.presets or profile or current_profile(),
                              method_overrides(setup, run, seed), seed)
         strategy, benchmark, config = experiment.prepare(Sources(benchmark=benchmark))
         config = {**config, "address": experiment.address, "seed": seed}
-    return run_strategy(strategy, benchmark, name=run, config=config, stop_after=stop_after, **EVALUATION)
+    record = run_strategy(strategy, benchmark, name=run, config=config, stop_after=stop_after, **EVALUATION)
+    if record.status == "finished":
+        diagnostics = mechanism_diagnostics(strategy.model, benchmark)
+        if diagnostics is not None:
+            record.extra["diagnostics"] = diagnostics
+    return record
 
 
 def select_runs(config: ComparisonConfig, benchmark: str,
@@ -201,8 +238,8 @@ def grid_table(config: ComparisonConfig, benchmark: str, profile: str | None = N
     tuning), learning rate, epochs and batch size, as they will run (overrides applied)."""
     setup = config.benchmarks[benchmark]
     rows = {}
-    for run, address in setup.methods.items():
-        experiment = resolve(address, setup.presets or profile or current_profile(),
+    for run in [*setup.methods, *setup.controls]:
+        experiment = resolve(setup.method_of(run)[0], setup.presets or profile or current_profile(),
                              method_overrides(setup, run, config.seeds[0]))
         optim = experiment.config.optim
         rows[run] = {"what": f"method {experiment.address}", "lr": optim.lr, "epochs": optim.epochs,

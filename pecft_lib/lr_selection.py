@@ -39,8 +39,10 @@ def on_validation(setup: ComparisonBenchmark, validation_per_class: int) -> Comp
 
 
 def tunable_runs(setup: ComparisonBenchmark) -> list[str]:
-    """The runs with a learning rate: every method and every baseline but the prototype classifier."""
-    return [run for run in setup.runs if run not in setup.baselines or setup.baselines[run].kind != "prototype"]
+    """The runs with a learning rate of their own: every method and every baseline but the prototype classifier
+    (a control runs at the rate of the method it controls)."""
+    return [run for run in setup.runs
+            if run not in setup.controls and (run not in setup.baselines or setup.baselines[run].kind != "prototype")]
 
 
 def select_learning_rates(config: ComparisonConfig, benchmark: str, lrs: Sequence[float], root: Path, profile: str,

@@ -68,8 +68,7 @@ def grid_settings(setup: ComparisonBenchmark, run: str) -> dict[str, Any]:
     if run in setup.baselines:
         settings["baseline"] = dataclasses.asdict(setup.baselines[run])
     else:
-        settings["method"] = setup.methods[run]
-        settings["overrides"] = setup.overrides.get(run, {})
+        settings["method"], settings["overrides"] = setup.method_of(run)
     settings["benchmark"].pop("seed")  # each record's seed is checked on its own
     return json.loads(json.dumps(settings))  # as it reads back from a record (tuples become lists)
 

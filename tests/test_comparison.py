@@ -139,7 +139,7 @@ def test_method_overrides_put_a_method_on_the_comparison_benchmark():
 
 
 def test_comparison_config_errors():
-    with pytest.raises(ConfigError, match="both a method and a baseline"):
+    with pytest.raises(ConfigError, match="names two runs"):
         tiny_setup(baselines={"L2P": PROTOTYPE})
     with pytest.raises(UnknownNameError, match="method to override"):
         tiny_setup(overrides={"DualPrompt": {}})

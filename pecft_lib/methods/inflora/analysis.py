@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from .model import InfLoRAModel
@@ -30,3 +31,33 @@ def branch_interference(model: InfLoRAModel, batches: Iterable[torch.Tensor], ta
 
     model.visit_attention_inputs(batches, measure)
     return [(changed[layer] / base[layer]) ** 0.5 for layer in model.layers]
+
+
+def interference_matrix(model: InfLoRAModel, batches_by_task: Sequence[Sequence[torch.Tensor]]) -> np.ndarray:
+    """``[T, T]``: entry ``(s, t)``, for ``s <= t``, is :func:`branch_interference` of task ``t``'s branch on
+    the inputs of task ``s``, averaged over the branched blocks; ``NaN`` below the diagonal.
+
+    Above the diagonal it is the interference on earlier tasks that InfLoRA (Liang & Li, CVPR 2024) designs
+    ``down_t`` to avoid (Proposition 1); the diagonal is the change the branch makes on its own task's
+    inputs, the scale to read the interference against (:func:`interference_ratio`).
+    """
+    tasks = len(batches_by_task)
+    if tasks > model.n_tasks:
+        raise ValueError(f"{tasks} tasks of inputs for a model with {model.n_tasks} branches")
+    matrix = np.full((tasks, tasks), np.nan)
+    for t in range(tasks):
+        for s in range(t + 1):
+            matrix[s, t] = float(np.mean(branch_interference(model, batches_by_task[s], t)))
+    return matrix
+
+
+def interference_ratio(matrix: np.ndarray) -> float:
+    """The mean over pairs ``s < t`` of ``matrix[s, t] / matrix[t, t]``: how strongly a branch changes an earlier
+    task's inputs relative to its own task's. Scale-free, so branches trained to different sizes (a designed
+    and a random ``down``, the paper's Table 3 ablation) compare: near 1 when the branch does not tell old inputs
+    from new ones, near 0 when old inputs lie in the subspace the branch ignores."""
+    tasks = len(matrix)
+    ratios = [matrix[s, t] / matrix[t, t] for t in range(1, tasks) for s in range(t)]
+    if not ratios:
+        raise ValueError("the interference ratio needs at least two tasks")
+    return float(np.mean(ratios))
