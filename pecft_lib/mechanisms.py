@@ -21,13 +21,16 @@ Every value is a plain number or a nested list, so that it can be stored as JSON
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from .benchmarks import ContinualBenchmark
+from .errors import UnknownNameError
+from .evaluation import RunRecord
 from .methods.coda_prompt import CodaPromptModel
 from .methods.coda_prompt.analysis import component_weight_by_task
 from .methods.dualprompt import DualPromptModel
@@ -75,3 +78,34 @@ def mechanism_diagnostics(model: nn.Module, benchmark: ContinualBenchmark) -> di
         off_diagonal = overlap[~np.eye(len(overlap), dtype=bool)]
         return {"down_overlap": _rounded(overlap), "mean_off_diagonal_overlap": round(float(off_diagonal.mean()), 6)}
     return None
+
+
+def stored_diagnostic(records: Sequence[RunRecord], run: str, key: str) -> list[Any]:
+    """The value of diagnostic ``key`` in every record of ``run``, in record order (one per seed)."""
+    values = [record.extra.get("diagnostics", {}).get(key) for record in records if record.name == run]
+    if not values:
+        raise UnknownNameError("run with stored records", run, sorted({record.name for record in records}))
+    if any(value is None for value in values):
+        raise KeyError(f"a record of {run} has no diagnostic {key!r}; records made before the comparison stored "
+                       "diagnostics must be produced again (`pecft comparison --profile medium`)")
+    return values
+
+
+def diagnostics_summary(records: Sequence[RunRecord], rows: dict[str, tuple[str, str]],
+                        percent: bool = False) -> pd.DataFrame:
+    """One row per entry of ``rows`` (label → (run, scalar diagnostic key)): mean ± population std over the
+    run's seeds, the number of seeds and the per-seed values (in percent if ``percent``)."""
+    scale = 100.0 if percent else 1.0
+    table = {}
+    for label, (run, key) in rows.items():
+        values = scale * np.asarray(stored_diagnostic(records, run, key), dtype=float)
+        digits = 1 if percent else 3
+        table[label] = {"mean ± std": f"{values.mean():.{digits}f} ± {values.std():.{digits}f}",
+                        "seeds": len(values), "per seed": ", ".join(f"{v:.{digits}f}" for v in values)}
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def mean_stored_matrix(records: Sequence[RunRecord], run: str, key: str) -> np.ndarray:
+    """The mean over seeds of matrix diagnostic ``key`` of ``run`` (``NaN`` where a matrix has no entry); the
+    tasks of a stream with a fixed domain order are the same in every seed."""
+    return np.nanmean(np.array(stored_diagnostic(records, run, key), dtype=float), axis=0)

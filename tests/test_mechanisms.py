@@ -7,6 +7,8 @@ import pytest
 
 from pecft_lib.comparison import Control, run_one
 from pecft_lib.errors import UnknownNameError
+from pecft_lib.evaluation import RunRecord
+from pecft_lib.mechanisms import diagnostics_summary, mean_stored_matrix, stored_diagnostic
 from pecft_lib.methods.inflora.analysis import interference_ratio
 from pecft_lib.methods.l2p.analysis import task_selection_information
 
@@ -67,3 +69,21 @@ def test_a_control_changes_only_its_mechanism(records):
 def test_a_control_of_an_unknown_method_is_refused():
     with pytest.raises(UnknownNameError, match="method to control"):
         tiny_setup(controls={"ablation": Control(of="CODA-Prompt", set={})})
+
+
+def test_stored_diagnostics_are_summarised_over_seeds():
+    def record(seed: int, bits: float, share: list) -> RunRecord:
+        made = RunRecord.from_arrays("L2P", np.ones((1, 1)), None, config={"seed": seed}, benchmark={},
+                                     train_seconds=[1.0])
+        made.extra["diagnostics"] = {"task_selection_bits": bits, "selection_share": share}
+        return made
+
+    records = [record(0, 0.2, [[1.0, 0.0]]), record(1, 0.4, [[0.5, 0.5]])]
+    table = diagnostics_summary(records, {"L2P, I(task; id)": ("L2P", "task_selection_bits")})
+    assert table.loc["L2P, I(task; id)", "mean ± std"] == "0.300 ± 0.100"
+    assert table.loc["L2P, I(task; id)", "seeds"] == 2
+    np.testing.assert_allclose(mean_stored_matrix(records, "L2P", "selection_share"), [[0.75, 0.25]])
+    with pytest.raises(UnknownNameError, match="run with stored records"):
+        stored_diagnostic(records, "DualPrompt", "task_identification")
+    with pytest.raises(KeyError, match="produced again"):
+        stored_diagnostic(records, "L2P", "task_identification")
