@@ -23,7 +23,7 @@ from pecft_lib.comparison import (
 from pecft_lib.errors import ConfigError, UnknownNameError
 from pecft_lib.evaluation import RunRecord, run_strategy
 from pecft_lib.evaluation.aggregate import final_accuracy, mean_curves
-from pecft_lib.evaluation.plots import plot_accuracy_vs_cost, plot_mean_accuracy_curves
+from pecft_lib.evaluation.plots import plot_accuracy_curves_by_run, plot_accuracy_vs_cost, plot_mean_accuracy_curves
 from pecft_lib.methods.baselines import BaselineConfig, prepare_baseline
 from pecft_lib.methods.baselines.prototype import PrototypeClassifier
 from pecft_lib.methods.finetuning import TuningConfig
@@ -205,6 +205,10 @@ def test_comparison_plots_draw_one_point_per_run():
     with pytest.raises(ValueError, match="'parameters' or 'time'"):
         plot_accuracy_vs_cost(records, "memory")
     assert len(plot_mean_accuracy_curves(records).get_lines()) == 2
+    fig = plot_accuracy_curves_by_run(records, references=("B",), columns=3)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == ["A", "B"]
+    assert len(panels[0].get_lines()) == 2 and len(panels[1].get_lines()) == 1  # B is not its own reference
 
 
 def test_the_paper_comparison_resolves_every_method_on_one_backbone_and_benchmark():

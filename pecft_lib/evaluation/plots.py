@@ -13,7 +13,7 @@ from .aggregate import final_accuracy, group_by_run, mean_curves, mean_train_sec
 from .record import RunRecord
 
 __all__ = ["plot_accuracy_matrix", "plot_accuracy_curves", "plot_average_accuracy", "plot_accuracy_vs_parameters",
-           "plot_prompt_placement", "plot_accuracy_vs_cost", "plot_mean_accuracy_curves"]
+           "plot_prompt_placement", "plot_accuracy_vs_cost", "plot_mean_accuracy_curves", "plot_accuracy_curves_by_run"]
 
 
 def _axes(ax: Axes | None, size=(4.5, 3.8)) -> Axes:
@@ -209,3 +209,42 @@ def plot_mean_accuracy_curves(records: Sequence[RunRecord], ax: Axes | None = No
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     return ax
+
+
+def plot_accuracy_curves_by_run(records: Sequence[RunRecord], references: Sequence[str] = ("Prototype", "SeqFT"),
+                                columns: int = 4, title: str = "") -> plt.Figure:
+    """Small multiples: one panel per run (single-stage runs excepted), its ``A_t`` after every stage as mean
+    ± std over seeds in a colour of its own, over the same curves of the ``references`` (grey, dashed and
+    dotted) and the single-stage upper bound (grey line), so that every run is read against the same
+    baselines without eight overlapping bands."""
+    curves = mean_curves(records)
+    bound = {name: mean[0] for name, (mean, _) in curves.items() if len(mean) == 1}
+    panels = [name for name, (mean, _) in curves.items() if len(mean) > 1]
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.3 * rows), sharex=True, sharey=True,
+                             squeeze=False)
+    colours = plt.get_cmap("tab10")
+    styles = ["--", ":", "-."]
+    for index, (ax, name) in enumerate(zip(axes.flat, panels)):
+        mean, std = curves[name]
+        stages = np.arange(1, len(mean) + 1)
+        for reference, style in zip((r for r in references if r in curves and r != name), styles):
+            ax.plot(stages, 100 * curves[reference][0], ls=style, color="0.45", lw=1, label=reference)
+        for upper, value in bound.items():
+            ax.axhline(100 * value, color="0.75", lw=1, label=f"{upper} (upper bound)")
+        ax.plot(stages, 100 * mean, marker="o", ms=3, color=colours(index % 10), label=name)
+        ax.fill_between(stages, 100 * (mean - std), 100 * (mean + std), color=colours(index % 10), alpha=0.2)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks(stages)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("$A_t$ (%)")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("after experience")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles[:-1], labels[:-1], loc="lower right", fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
