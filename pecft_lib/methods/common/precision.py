@@ -1,8 +1,7 @@
 """Numerical precision of training and evaluation: float32, or bfloat16 autocast around the forward pass.
 
-``precision: fp32`` (the default) computes as the reference implementations do: every official
-implementation of L2P, DualPrompt, CODA-Prompt, InfLoRA and O-LoRA trains its ViT classifiers in float32
-(O-LoRA's T5 scripts alone run DeepSpeed in bf16).
+``precision: fp32`` (the default) computes in float32, as the PyTorch reference implementations of L2P,
+DualPrompt, CODA-Prompt and InfLoRA train their ViTs.
 ``precision: bf16`` runs the forward pass of every training and evaluation step under
 ``torch.autocast(device_type, dtype=torch.bfloat16)`` (:class:`MixedPrecisionPlugin`, an Avalanche plugin on the
 public forward hooks). Autocast leaves everything else in float32, and that is where it matters:
