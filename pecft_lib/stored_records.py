@@ -61,12 +61,15 @@ def _commit() -> str | None:
 def grid_settings(setup: ComparisonBenchmark, run: str) -> dict[str, Any]:
     """What decides ``run``'s result (backbone, benchmark and the sha256 of its data files, schedule, the run's
     overrides or baseline config, the presets' profile): stored with every record and compared when a stored record is used,
-    so that a record made under other settings is never taken for a current one."""
+    so that a record made under other settings is never taken for a current one. A baseline's ``precision`` is
+    among them only when it is not ``fp32``, so records made before the option existed (all float32) still match."""
     settings = {"backbone": setup.backbone, "benchmark": dataclasses.asdict(setup.benchmark),
                 "data": data_identity(setup.benchmark.name), "epochs": setup.epochs, "batch_size": setup.batch_size,
                 "presets": setup.presets}
     if run in setup.baselines:
         settings["baseline"] = dataclasses.asdict(setup.baselines[run])
+        if settings["baseline"]["precision"] == "fp32":
+            del settings["baseline"]["precision"]
     else:
         settings["method"], settings["overrides"] = setup.method_of(run)
     settings["benchmark"].pop("seed")  # each record's seed is checked on its own

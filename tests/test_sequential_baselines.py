@@ -63,14 +63,15 @@ def test_bench_command_writes_a_table_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     bench.main(["--methods", "InfLoRA", "--scales", "quick", "--batch-size", "2", "--steps", "1", "--json", str(out)])
     printed = capsys.readouterr().out
-    assert "| InfLoRA | quick | – | cpu | 2 |" in printed and "subspace work (quick)" in printed
+    assert "| InfLoRA | quick | – | fp32 | cpu | 2 |" in printed and "subspace work (quick)" in printed
     saved = json.loads(out.read_text())
     assert saved["rows"][0]["method"] == "InfLoRA" and "quick" in saved["inflora_subspace"]
+    assert saved["rows"][0]["precision"] == "fp32" and "cpu_flags" in saved["hardware"]
 
 
 def test_bench_measures_prompt_methods_with_and_without_the_query_cache(capsys):
     bench.main(["--methods", "L2P", "--scales", "quick", "--batch-size", "2", "--steps", "1"])
     printed = capsys.readouterr().out
-    assert "| L2P | quick | off | cpu | 2 |" in printed and "| L2P | quick | on | cpu | 2 |" in printed
+    assert "| L2P | quick | off | fp32 | cpu | 2 |" in printed and "| L2P | quick | on | fp32 | cpu | 2 |" in printed
     with pytest.raises(ValueError, match="no prompt-free query"):
         bench.measure_step("InfLoRA", "quick", 2, 1, "cpu", warmup=0, query_cache=True)

@@ -88,10 +88,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+BF16_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+"""The CPU features that decide what bfloat16 autocast gains on a CPU: AMX (Intel Sapphire Rapids and later)
+multiplies bfloat16 tiles natively, AVX-512-BF16 has bfloat16 dot products, with AVX2 or AVX-512F alone
+bfloat16 is converted to float32 for the arithmetic and usually runs slower than float32."""
+
+
+def cpu_flags() -> list[str]:
+    """Which of :data:`BF16_CPU_FLAGS` the CPU has (``/proc/cpuinfo``; an empty list where it is not readable)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return []
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [flag for flag in BF16_CPU_FLAGS if flag in present]
+    return []
+
+
 def hardware() -> dict[str, object]:
     info: dict[str, object] = {
         "platform": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],

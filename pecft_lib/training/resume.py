@@ -15,7 +15,8 @@ pieces grown so far: prompt components, LoRA branches, adapters, heads) without 
 learning rates include the epoch's schedule factor), the strategy's own state (:mod:`.state`: InfLoRA's
 memories, O-LoRA's penalty log, the prompt methods' query cache), Avalanche's clock, the accuracy matrix
 so far, the timings, and the state of every global random generator (:mod:`.rng`) — twice in the middle of
-an epoch: now, and when the epoch's data order was drawn.
+an epoch: now, and when the epoch's data order was drawn. It also names the run's precision (``fp32`` or
+``bf16``, :mod:`pecft_lib.methods.common.precision`), and a run in another precision refuses to resume from it.
 
 Resuming (``resume=True``) builds a fresh strategy with ``build()`` and
 
@@ -65,7 +66,7 @@ from ..errors import ConfigError
 from ..evaluation import RunRecord
 from ..evaluation.resources import PeakMemory, count_trainable_parameters, hardware, package_versions
 from ..evaluation.runner import accuracy_matrix_metric, without_avalanche_deprecations
-from ..methods.common import ContinualPEFTModel, ContinualPEFTStrategy
+from ..methods.common import ContinualPEFTModel, ContinualPEFTStrategy, MixedPrecisionPlugin, strategy_precision
 from ..methods.train_mask import TrainClassMaskPlugin
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint, remove_stale_temporaries
 from .frozen import FrozenWeights
@@ -79,7 +80,7 @@ FORMAT_VERSION = 1
 
 _CLOCK_COUNTERS = ("train_iterations", "train_exp_counter", "train_exp_epochs", "train_exp_iterations",
                    "train_epoch_iterations", "total_iterations")
-_STATELESS_PLUGINS = (TrainClassMaskPlugin, EvaluationPlugin, Clock, PeriodicEval)
+_STATELESS_PLUGINS = (TrainClassMaskPlugin, MixedPrecisionPlugin, EvaluationPlugin, Clock, PeriodicEval)
 
 Build = Callable[[], tuple[Any, ContinualBenchmark, dict[str, Any]]]
 """Builds a fresh ``(strategy, benchmark, record config)``: same config and seed at every call."""
@@ -184,6 +185,7 @@ class _ResumableRun(SupervisedPlugin):
         self.peak_memory_kind = ""
         self.checkpoints = {"written": 0, "seconds": 0.0, "bytes": 0}
         self.environment = {"versions": package_versions(), "hardware": hardware()}
+        self.precision = strategy_precision(strategy)
         self.stage = 0
         self.stage_start = 0.0
         self.stage_seconds = 0.0  # training seconds of the current stage spent before the resume
@@ -249,6 +251,7 @@ class _ResumableRun(SupervisedPlugin):
         checkpoint = {
             "format_version": FORMAT_VERSION,
             "config_json": _config_json(self.config),
+            "precision": self.precision,
             "position": asdict(position),
             "model": {key: value for key, value in model.state_dict().items() if key not in frozen},
             "frozen": frozen,
@@ -275,6 +278,10 @@ class _ResumableRun(SupervisedPlugin):
         if checkpoint.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(f"{path} has checkpoint format {checkpoint.get('format_version')}, this library "
                                   f"reads {FORMAT_VERSION}; finish the run with the library version that started it")
+        precision = checkpoint.get("precision", "fp32")  # checkpoints written before the option ran in float32
+        if precision != self.precision:
+            raise CheckpointError(f"{path} was written by a {precision} run, this run is {self.precision}; resume it "
+                                  f"with precision: {precision} in the run's config, or choose another output folder")
         if checkpoint["config_json"] != _config_json(self.config):
             raise CheckpointError(f"{path} was written by a run with another configuration; resume with the same "
                                   "configuration and seed, or choose another output folder")

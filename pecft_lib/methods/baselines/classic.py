@@ -23,6 +23,7 @@ from ...errors import UnknownNameError
 from ...evaluation import RunRecord, run_strategy
 from ...repro import seed_everything
 from ..common import loop_arguments
+from ..common.precision import check_precision
 
 CLASSIC_STRATEGIES = {"naive": Naive, "joint": JointTraining, "ewc": EWC, "lwf": LwF, "replay": Replay}
 """Name → Avalanche strategy class: ``naive`` (sequential fine-tuning), ``joint`` (all experiences at once),
@@ -48,6 +49,11 @@ class TrainConfig:
     momentum: float = 0.9
     eval_batch_size: int = 1000
     device: str = "cpu"
+    precision: str = "fp32"
+    """``fp32`` (the references) or ``bf16`` autocast around the forward (:mod:`pecft_lib.methods.common.precision`)."""
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision, "train.precision")
 
 
 @dataclass
@@ -84,8 +90,7 @@ def build_classic_strategy(
         model=model,
         optimizer=torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum),
         criterion=torch.nn.CrossEntropyLoss(),
-        **loop_arguments(train, n_experiences, "train.device"),
-        plugins=list(plugins),
+        **loop_arguments(train, n_experiences, "train.device", plugins=plugins),
         **cfg.strategies.get(name, {}),
     )
 

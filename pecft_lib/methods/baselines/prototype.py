@@ -21,6 +21,7 @@ from torch import nn
 
 from ...backbones import Backbone, as_backbone
 from ..common import ContinualPEFTModel
+from ..common.precision import upcast
 
 
 class PrototypeClassifier(ContinualPEFTModel):
@@ -56,7 +57,11 @@ class PrototypeClassifier(ContinualPEFTModel):
         return (self.feature_sums / self.counts.clamp_min(1).unsqueeze(1)).float()
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        scores = F.normalize(self.backbone(inputs), dim=-1) @ F.normalize(self.prototypes, dim=-1).T
+        """Cosine scores ``[B, n_classes]``; under bfloat16 autocast only the backbone runs in bfloat16, the
+        cosine (against float32 prototypes) is computed in float32."""
+        features = self.backbone(inputs)
+        with torch.autocast(features.device.type, enabled=False):
+            scores = F.normalize(upcast(features), dim=-1) @ F.normalize(self.prototypes, dim=-1).T
         return scores.masked_fill(self.counts == 0, float("-inf"))
 
 

@@ -25,6 +25,7 @@ from ...errors import ConfigError, UnknownNameError
 from ...evaluation import RunRecord, run_strategy
 from ...repro import seed_everything
 from ..common import loop_arguments
+from ..common.precision import check_precision
 from ..finetuning import PEFTClassifier, TuningConfig
 from ..train_mask import TrainClassMaskPlugin
 from .prototype import PrototypeClassifier, PrototypeStrategy
@@ -48,8 +49,11 @@ class BaselineConfig:
     batch_size: int = 32
     eval_batch_size: int = 500
     device: str = "cpu"
+    precision: str = "fp32"
+    """``fp32`` (the references) or ``bf16`` autocast around the forward (:mod:`pecft_lib.methods.common.precision`)."""
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "baseline precision")
         if self.kind not in BASELINE_KINDS:
             raise UnknownNameError("baseline kind", self.kind, BASELINE_KINDS)
         if self.tuning.method not in ("lora", "full", "linear_probe"):
@@ -81,19 +85,19 @@ def prepare_baseline(
         raise ValueError("give exactly one of backbone (a name) or backbone_factory")
     seed_everything(seed)
     pretrained = backbone_factory() if backbone_factory else load_backbone(backbone)
-    loop = loop_arguments(cfg, benchmark.n_experiences, "baseline device")
+    masked = cfg.kind == "sequential"
+    loop = loop_arguments(cfg, benchmark.n_experiences, "baseline device",
+                          plugins=[TrainClassMaskPlugin()] if masked else [])
     if cfg.kind == "prototype":
         strategy = PrototypeStrategy(model=PrototypeClassifier(pretrained, benchmark.n_classes), **loop)
     else:
         model = PEFTClassifier(pretrained, benchmark.n_classes, cfg.tuning)
-        joint = cfg.kind == "joint"
         trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-        strategy = (JointTraining if joint else Naive)(
+        strategy = (Naive if masked else JointTraining)(
             model=model,
             optimizer=torch.optim.Adam(trainable, lr=cfg.lr),
             criterion=torch.nn.CrossEntropyLoss(),
             **loop,
-            plugins=[] if joint else [TrainClassMaskPlugin()],
         )
     config = {"method": name, "seed": seed, "backbone": backbone or "custom", **asdict(cfg)}
     return strategy, benchmark, config

@@ -46,7 +46,7 @@ class TaskHeads(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         logits = features.new_full((features.shape[0], self.n_classes), float("-inf"))
         for head, classes in zip(self.heads, self.classes):
-            logits[:, classes] = head(features)
+            logits[:, classes] = head(features).to(logits.dtype)  # a bfloat16 product under autocast
         return logits
 
     def get_extra_state(self) -> dict:

@@ -29,6 +29,7 @@ from torch import nn
 from ...evaluation import make_evaluator
 from ...repro import check_device
 from ..train_mask import TrainClassMaskPlugin
+from .precision import check_device_precision, precision_plugins
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 """Builds the optimizer of one experience from the parameters trainable in it."""
@@ -44,17 +45,24 @@ class LoopConfig(Protocol):
     epochs: int
     eval_batch_size: int
     device: str
+    precision: str
+    """``fp32`` or ``bf16`` (:mod:`.precision`)."""
 
 
-def loop_arguments(loop: LoopConfig, n_experiences: int, device_key: str = "optim.device") -> dict[str, Any]:
+def loop_arguments(loop: LoopConfig, n_experiences: int, device_key: str = "optim.device",
+                   plugins: Sequence[Any] = ()) -> dict[str, Any]:
     """The Avalanche template arguments of ``loop`` (mini-batch sizes, epochs, device — checked, with
-    ``device_key`` naming the config key in the error) and the evaluator recording the accuracy matrix."""
+    ``device_key`` naming the config key in the error), the evaluator recording the accuracy matrix, and
+    ``plugins`` followed by the plugin of ``loop.precision`` (:func:`~.precision.precision_plugins`)."""
+    device = check_device(loop.device, device_key)
+    check_device_precision(loop.precision, torch.device(device), device_key.replace("device", "precision"))
     return {
         "train_mb_size": loop.batch_size,
         "train_epochs": loop.epochs,
         "eval_mb_size": loop.eval_batch_size,
-        "device": check_device(loop.device, device_key),
+        "device": device,
         "evaluator": make_evaluator(n_experiences),
+        "plugins": [*plugins, *precision_plugins(loop.precision)],
     }
 
 

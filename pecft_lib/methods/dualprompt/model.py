@@ -11,6 +11,7 @@ from torch import nn
 from ...backbones import Backbone, as_backbone
 from ...backbones.attention import Prefix
 from ...errors import ConfigError
+from ..common.precision import upcast
 from ..l2p.model import l2_normalize, majority_vote, top_ids
 from ..prompting import Prompting, PromptClassifier
 from .config import DualPromptConfig
@@ -89,7 +90,9 @@ class DualPromptModel(PromptClassifier):
     @torch.no_grad()
     def prompt_ids(self, inputs: torch.Tensor) -> torch.Tensor:
         """The E-prompt ids :meth:`forward` uses for ``inputs`` in the current mode, ``[B, 1]``."""
-        return self.select(self.similarity(self.query(inputs)))
+        query = self.query(inputs)
+        with torch.autocast(query.device.type, enabled=False):  # as in forward: selection in float32
+            return self.select(self.similarity(upcast(query)))
 
     def prefixes(self, ids: torch.Tensor) -> dict[int, Prefix]:
         """``{block: (keys, values)}`` for E-prompt ids ``[B, 1]``: ``[G; E]`` where a block has both."""

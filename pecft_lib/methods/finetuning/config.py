@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
+from ..common.precision import check_precision
 
 TUNING_METHODS = ("linear_probe", "prompt_tuning", "prefix_tuning", "lora", "full")
 """The values of :class:`~pecft_lib.methods.finetuning.TuningConfig`'s ``method``."""
@@ -53,8 +54,11 @@ class OptimConfig:
     weight_decay: float = 0.0
     eval_batch_size: int = 500
     device: str = "cpu"
+    precision: str = "fp32"
+    """``fp32`` (the references) or ``bf16`` autocast around the forward (:mod:`pecft_lib.methods.common.precision`)."""
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "optim.precision")
         unknown = set(self.lr) - set(TUNING_METHODS)
         if unknown:
             raise UnknownNameError("tuning method in optim.lr", sorted(unknown)[0], TUNING_METHODS)

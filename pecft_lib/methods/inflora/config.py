@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
 from ..baselines import BaselineConfig
+from ..common.precision import check_precision
 
 DESIGNS = ("inflora", "no_projection", "random")
 MEMORIES = ("dual_gpm", "gpm")
@@ -68,8 +69,11 @@ class InfLoRAOptimConfig:
     batch_size: int = 128
     eval_batch_size: int = 256
     device: str = "cpu"
+    precision: str = "fp32"
+    """``fp32`` (the references) or ``bf16`` autocast around the forward (:mod:`pecft_lib.methods.common.precision`)."""
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "optim.precision")
         if self.optimizer not in OPTIMIZERS:
             raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule not in SCHEDULES:

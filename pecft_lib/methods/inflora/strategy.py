@@ -120,8 +120,7 @@ def build_inflora(
         optimizer_factory=make_optimizer_factory(optim),
         n_experiences=n_experiences,
         lr_schedule=reference_cosine_lr if optim.schedule == "reference_cosine" else None,
-        **loop_arguments(optim, n_experiences),
-        plugins=list(plugins),
+        **loop_arguments(optim, n_experiences, plugins=plugins),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
 from ..baselines import BaselineConfig
+from ..common.precision import check_precision
 from ..prompting import EVAL_SCOPES
 
 INITS = ("pytorch", "jax")
@@ -83,8 +84,11 @@ class L2POptimConfig:
     cache_queries: bool = False
     """Reuse q(x) across epochs (:mod:`pecft_lib.methods.prompting.cache`); deterministic inputs only."""
     device: str = "cpu"
+    precision: str = "fp32"
+    """``fp32`` (the references) or ``bf16`` autocast around the forward (:mod:`pecft_lib.methods.common.precision`)."""
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "optim.precision")
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1 or self.lr <= 0:
             raise ConfigError(f"epochs, batch sizes and lr must be positive, got {self.epochs}, "
                               f"{self.batch_size}, {self.eval_batch_size}, {self.lr}")

@@ -8,6 +8,7 @@ from torch import nn
 from ...backbones import Backbone, as_backbone
 from ...backbones.base import EncoderOutput
 from ...errors import ConfigError
+from ..common.precision import upcast
 from ..prompting import Prompting, PromptClassifier
 from .config import L2PConfig
 
@@ -70,7 +71,9 @@ class L2PModel(PromptClassifier):
     @torch.no_grad()
     def prompt_ids(self, inputs: torch.Tensor) -> torch.Tensor:
         """The prompt ids :meth:`forward` selects for ``inputs``, ``[B, N]``."""
-        return self.select(self.similarity(self.query(inputs)))
+        query = self.query(inputs)
+        with torch.autocast(query.device.type, enabled=False):  # as in forward: selection in float32
+            return self.select(self.similarity(upcast(query)))
 
     def make_prompts(self, query: torch.Tensor) -> Prompting:
         similarity = self.similarity(query)

@@ -16,6 +16,7 @@ from ...benchmarks import BenchmarkConfig
 from ...benchmarks.olora_text import OLORA_TEST_SIZE, ORDERS
 from ...errors import ConfigError
 from ..baselines import BaselineConfig
+from ..common.precision import check_precision
 
 ORTHOGONALITY_FORMS = ("reference_l1", "paper_squared")
 """``reference_l1``: Σ ``|D_old D_tᵀ|`` over entries and modules, as the official code computes it
@@ -76,8 +77,11 @@ class OptimConfig:
     eval_batch_size: int = 128
     weight_decay: float = 0.0
     device: str = "cpu"
+    precision: str = "fp32"
+    """``fp32`` (the references) or ``bf16`` autocast around the forward (:mod:`pecft_lib.methods.common.precision`)."""
 
     def __post_init__(self) -> None:
+        check_precision(self.precision, "optim.precision")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"optim.{name} must be a positive integer, got {getattr(self, name)}")

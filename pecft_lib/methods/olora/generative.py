@@ -31,6 +31,7 @@ from ...benchmarks.olora_text import GenerativeTask, PromptExample, olora_genera
 from ...errors import CheckpointNotFoundError, UnknownNameError
 from ...evaluation import PeakMemory, RunRecord, count_trainable_parameters
 from ...repro import check_device, seed_everything
+from ..common.precision import autocast, check_device_precision
 from .adapters import ModuleFactors, add_task_adapter, lora_layers, target_modules, task_factors
 from .config import OLoRAConfig, OLoRAGenerativeConfig
 from .loss import PenaltyRecord, olora_penalties
@@ -132,7 +133,8 @@ def train_task(model: OLoRASeq2Seq, examples: Sequence[PromptExample], tokenizer
                cfg: OLoRAGenerativeConfig, generator: torch.Generator,
                penalty_log: list[PenaltyRecord] | None = None) -> None:
     """Train the newest adapter on ``examples``: fresh AdamW, constant learning rate, ``cfg.optim.epochs`` shuffled
-    passes, loss ``CE + λ1 · orth + λ2 · l2`` (``src/uie_trainer_lora.py`` of cmnfriend/O-LoRA)."""
+    passes, loss ``CE + λ1 · orth + λ2 · l2`` (``src/uie_trainer_lora.py`` of cmnfriend/O-LoRA); with
+    ``optim.precision=bf16`` the model's forward runs under bfloat16 autocast, the penalties and the update in float32."""
     optim, lora = cfg.optim, cfg.olora
     device = next(model.parameters()).device
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -146,7 +148,8 @@ def train_task(model: OLoRASeq2Seq, examples: Sequence[PromptExample], tokenizer
         for start in tqdm(starts, desc=f"task {experience}, epoch {epoch}", unit="batch", leave=False):
             batch = encode_examples(tokenizer, [examples[k] for k in order[start:start + optim.batch_size]],
                                     cfg.max_source_length, cfg.max_target_length)
-            task_loss = model(**{key: value.to(device) for key, value in batch.items()})
+            with autocast(optim.precision, device.type):
+                task_loss = model(**{key: value.to(device) for key, value in batch.items()}).float()
             orth, l2 = olora_penalties(model.factors(), lora.orthogonality)
             loss = task_loss + lora.lambda_orth * orth + lora.lambda_l2 * l2
             optimizer.zero_grad()
@@ -160,7 +163,8 @@ def train_task(model: OLoRASeq2Seq, examples: Sequence[PromptExample], tokenizer
 
 def predict(model: OLoRASeq2Seq, sources: Sequence[str], tokenizer: Seq2SeqTokenizer,
             cfg: OLoRAGenerativeConfig) -> list[str]:
-    """Greedy-decoded answers to ``sources`` with every adapter active."""
+    """Greedy-decoded answers to ``sources`` with every adapter active (under bfloat16 autocast with
+    ``optim.precision=bf16``)."""
     device = next(model.parameters()).device
     model.eval()
     answers: list[str] = []
@@ -168,7 +172,8 @@ def predict(model: OLoRASeq2Seq, sources: Sequence[str], tokenizer: Seq2SeqToken
     for start in tqdm(starts, desc="generating", unit="batch", leave=False):
         batch = tokenizer(list(sources[start:start + cfg.optim.eval_batch_size]), max_length=cfg.max_source_length,
                           truncation=True, padding="longest", return_tensors="pt")
-        ids = model.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device), cfg.max_new_tokens)
+        with autocast(cfg.optim.precision, device.type):
+            ids = model.generate(batch["input_ids"].to(device), batch["attention_mask"].to(device), cfg.max_new_tokens)
         answers += tokenizer.batch_decode(ids, skip_special_tokens=True)
     return answers
 
@@ -215,6 +220,7 @@ def run_olora_generative(
         save_to: write the record there after every task (``status="running"`` until the last).
     """
     device = check_device(cfg.optim.device, "optim.device")
+    check_device_precision(cfg.optim.precision, torch.device(device), "optim.precision")
     if tasks is None:
         tasks = olora_generative_tasks(cfg.order, cfg.data_seed, cfg.train_per_class, cfg.test_per_class,
                                        cfg.test_per_task)

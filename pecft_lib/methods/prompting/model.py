@@ -35,6 +35,7 @@ from ...backbones.attention import Prefix
 from ...backbones.base import EncoderOutput
 from ...errors import UnknownNameError
 from ..common import ContinualPEFTModel
+from ..common.precision import upcast
 
 HEAD_INITS = ("trunc_normal", "zeros", "torch_default")
 """How the classification head is initialised (:class:`PromptClassifier`'s ``head_init``)."""
@@ -113,6 +114,13 @@ class PromptClassifier(ContinualPEFTModel):
         """The method's prompting of the backbone for queries ``[B, D]``."""
         raise NotImplementedError
 
+    def full_precision_prompts(self, query: torch.Tensor) -> Prompting:
+        """:meth:`make_prompts` with autocast off on a query in at least float32: under bfloat16 autocast
+        (``precision: bf16``) the query–key similarities, the selection and the auxiliary losses are still
+        float32, so that nearly tied keys are ranked as in float32."""
+        with torch.autocast(query.device.type, enabled=False):
+            return self.make_prompts(upcast(query))
+
     def features(self, output: EncoderOutput) -> torch.Tensor:
         """What the head reads: the backbone's pooled features (the [CLS] token of a ViT)."""
         return self.backbone.pool(output)
@@ -125,7 +133,7 @@ class PromptClassifier(ContinualPEFTModel):
     def forward(self, inputs: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, n_classes]``; ``query`` = precomputed q(x) (must equal :meth:`query` of ``inputs``).
         In evaluation mode with ``eval_scope="seen"`` the classes of no started experience get −∞."""
-        prompting = self.make_prompts(self.query(inputs) if query is None else query)
+        prompting = self.full_precision_prompts(self.query(inputs) if query is None else query)
         self.aux_loss = prompting.aux_loss
         num_prompts = 0 if prompting.prompts is None else prompting.prompts.shape[1]
         output = self.backbone.encode(inputs, prompting.prompts, prompting.prefixes,

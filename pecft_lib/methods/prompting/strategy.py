@@ -119,6 +119,5 @@ def build_prompt_strategy(
         grad_clip_norm=optim.grad_clip_norm,
         cache_queries=optim.cache_queries,
         drop_last=drop_last,
-        **loop_arguments(optim, n_experiences),
-        plugins=list(plugins),
+        **loop_arguments(optim, n_experiences, plugins=plugins),
     )
