@@ -101,10 +101,11 @@ class DualPromptOptimConfig(L2POptimConfig):
 @dataclass
 class DualPromptExperimentConfig:
     """One DualPrompt experiment: backbone checkpoint, benchmark, method, optimisation, and the baselines it
-    is compared with on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
+    is compared with on the same backbone and benchmark (name → :class:`BaselineConfig`). ``backbone`` and
+    ``benchmark`` may be left out when the runner is given them (``run_*(cfg, benchmark, backbone=...)``)."""
 
-    backbone: str
-    benchmark: BenchmarkConfig
+    backbone: str | None = None
+    benchmark: BenchmarkConfig | None = None
     method: DualPromptConfig = field(default_factory=DualPromptConfig)
     optim: DualPromptOptimConfig = field(default_factory=DualPromptOptimConfig)
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)

@@ -103,10 +103,11 @@ class L2POptimConfig:
 @dataclass
 class L2PExperimentConfig:
     """One L2P experiment: backbone checkpoint, benchmark, method, optimisation, and the baselines it is
-    compared with on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
+    compared with on the same backbone and benchmark (name → :class:`BaselineConfig`). ``backbone`` and
+    ``benchmark`` may be left out when the runner is given them (``run_*(cfg, benchmark, backbone=...)``)."""
 
-    backbone: str
-    benchmark: BenchmarkConfig
+    backbone: str | None = None
+    benchmark: BenchmarkConfig | None = None
     method: L2PConfig = field(default_factory=L2PConfig)
     optim: L2POptimConfig = field(default_factory=L2POptimConfig)
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)

@@ -9,7 +9,7 @@ the auxiliary loss, gradient clipping and an optional cache of q(x) (:class:`Pro
 
 from .cache import QueryCache, with_sample_index
 from .model import EVAL_SCOPES, HEAD_INITS, PromptClassifier, Prompting
-from .strategy import PromptOptimConfig, PromptStrategy, build_prompt_strategy
+from .strategy import PROMPT_STRATEGY_STATE, PromptOptimConfig, PromptStrategy, build_prompt_strategy
 
 __all__ = [
     "EVAL_SCOPES", "HEAD_INITS", "PromptClassifier", "PromptOptimConfig", "PromptStrategy", "Prompting", "QueryCache",
