@@ -4,14 +4,16 @@ from .heads import TaskHeads
 from .strategy import (
     ContinualPEFTModel,
     ContinualPEFTStrategy,
+    EpochLRSchedule,
     LoopConfig,
     LRSchedule,
     OptimizerFactory,
+    StatelessPlugin,
     loop_arguments,
     reference_cosine_lr,
 )
 
 __all__ = [
-    "ContinualPEFTModel", "ContinualPEFTStrategy", "LoopConfig", "LRSchedule", "OptimizerFactory", "TaskHeads", "loop_arguments",
-    "reference_cosine_lr",
+    "ContinualPEFTModel", "ContinualPEFTStrategy", "EpochLRSchedule", "LoopConfig", "LRSchedule", "OptimizerFactory",
+    "StatelessPlugin", "TaskHeads", "loop_arguments", "reference_cosine_lr",
 ]

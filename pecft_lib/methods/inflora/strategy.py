@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader
@@ -23,8 +23,9 @@ from torch.utils.data import DataLoader
 from ...benchmarks import ContinualBenchmark
 from ...evaluation import run_strategy
 from ...repro import seed_everything
-from ..spec import BackboneSource, RunResult, StrategyState, backbone_label, default_seed, make_backbone, resolve_benchmark
-from ..common import ContinualPEFTStrategy, loop_arguments, reference_cosine_lr
+from ..common import ContinualPEFTStrategy, StatelessPlugin, loop_arguments, reference_cosine_lr
+from ..spec import (BackboneSource, RunResult, StrategyState, backbone_label, default_seed, make_backbone,
+                    resolve_benchmark)
 from .config import InfLoRAExperimentConfig, InfLoRAOptimConfig
 from .model import InfLoRAModel
 from .subspace import SubspaceMemory, design_down_projection, threshold_at
@@ -37,6 +38,14 @@ def make_optimizer_factory(optim: InfLoRAOptimConfig) -> Callable:
                                                betas=(0.9, 0.999))
     return lambda params: torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum,
                                           weight_decay=optim.weight_decay)
+
+
+class _MemoryUpdate(StatelessPlugin):
+    """Calls :meth:`InfLoRA.update_memories` after every training experience (the memories are the strategy's
+    checkpoint state)."""
+
+    def after_training_exp(self, strategy: "InfLoRA", *args: Any, **kwargs: Any) -> None:
+        strategy.update_memories()
 
 
 class InfLoRA(ContinualPEFTStrategy):
@@ -53,8 +62,10 @@ class InfLoRA(ContinualPEFTStrategy):
             ``t``'s down-projections were designed against).
     """
 
-    def __init__(self, *, model: InfLoRAModel, optimizer_factory: Callable, n_experiences: int, **kwargs: Any):
-        super().__init__(model=model, optimizer_factory=optimizer_factory, **kwargs)
+    def __init__(self, *, model: InfLoRAModel, optimizer_factory: Callable, n_experiences: int,
+                 plugins: Sequence[Any] = (), **kwargs: Any):
+        super().__init__(model=model, optimizer_factory=optimizer_factory, plugins=[*plugins, _MemoryUpdate()],
+                         **kwargs)
         self.n_experiences = n_experiences
         self.memories: list[SubspaceMemory] = []
         self.history: list[dict[str, Any]] = []
@@ -87,7 +98,8 @@ class InfLoRA(ContinualPEFTStrategy):
             self._subspace_seconds = time.perf_counter() - start
         return model
 
-    def _after_training_exp(self, **kwargs: Any) -> None:
+    def update_memories(self) -> None:
+        """Grow every block's memory with the finished task's input subspace (step 4 of the module docstring)."""
         start = time.perf_counter()
         task = self.model.n_tasks - 1
         config = self.model.config
@@ -108,7 +120,6 @@ class InfLoRA(ContinualPEFTStrategy):
             "memory_kinds": [memory.kind for memory in self.memories],
             "subspace_seconds": self._subspace_seconds,
         })
-        super()._after_training_exp(**kwargs)
 
 
 def build_inflora(

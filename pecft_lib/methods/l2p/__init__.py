@@ -10,12 +10,12 @@ setting at 98b10ea) and its PyTorch port JH-LEE-KR/l2p-pytorch (commit f7bc994).
 from ..prompting import PROMPT_STRATEGY_STATE
 from ..spec import experiments_method
 from .config import L2PConfig, L2PExperimentConfig, L2POptimConfig, L2PPresets
-from .model import L2PModel, l2_normalize, majority_vote, top_ids
+from .model import L2PModel
 from .strategy import build_l2p, prepare_l2p, run_l2p
 
 __all__ = [
-    "METHOD", "L2PConfig", "L2PExperimentConfig", "L2PModel", "L2POptimConfig", "L2PPresets", "build_l2p", "l2_normalize",
-    "majority_vote", "prepare_l2p", "run_l2p", "top_ids",
+    "METHOD", "L2PConfig", "L2PExperimentConfig", "L2PModel", "L2POptimConfig", "L2PPresets", "build_l2p",
+    "prepare_l2p", "run_l2p",
 ]
 
 

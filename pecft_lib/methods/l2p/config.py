@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
 from ..baselines import BaselineConfig
-from ..prompting import EVAL_SCOPES
+from ..prompting import EVAL_SCOPES, PROMPT_INITS
 
-INITS = ("pytorch", "jax")
 POSITION_EMBEDDINGS = ("cls_copy", "none")
 
 
@@ -57,8 +56,8 @@ class L2PConfig:
             raise ConfigError(f"top_k={self.top_k} prompts cannot be selected from a pool of {self.pool_size}")
         if self.pull_coefficient < 0:
             raise ConfigError(f"pull_coefficient must be non-negative, got {self.pull_coefficient}")
-        if self.init not in INITS:
-            raise UnknownNameError("L2P init", self.init, INITS)
+        if self.init not in PROMPT_INITS:
+            raise UnknownNameError("L2P init", self.init, PROMPT_INITS)
         if self.position_embedding not in POSITION_EMBEDDINGS:
             raise UnknownNameError("L2P prompt position embedding", self.position_embedding, POSITION_EMBEDDINGS)
         if self.eval_scope not in EVAL_SCOPES:
