@@ -33,7 +33,7 @@ from .methods.registry import method_specs
 from .methods.spec import MethodSpec, Prepared, Sources, default_seed
 from .repro import PROFILES
 
-__all__ = ["Experiment", "METHODS", "MethodSpec", "Prepared", "Sources", "catalogue", "check", "default_seed",
+__all__ = ["Experiment", "METHODS", "MethodSpec", "Sources", "catalogue", "check", "default_seed",
            "parse_address", "resolve"]
 
 METHODS: dict[str, MethodSpec] = method_specs()
