@@ -50,11 +50,10 @@ import yaml
 from .backbones import BACKBONES
 from .benchmarks import BENCHMARKS
 from .distributed import GradientAveraging
-from .dry_run import dry_experiment, generative_dry_arguments, prepare_dry, replace_fields
+from .dry_run import dry_experiment, prepare_dry, replace_fields
 from .errors import ConfigError, PecftError, UnknownNameError
 from .evaluation import RunRecord, run_strategy
-from .experiments import INCLORA, METHODS, Experiment, catalogue, resolve
-from .methods import olora
+from .experiments import METHODS, Experiment, catalogue, resolve
 from .repro import PROFILES, current_profile
 from .training import RunFiles, check_resumable, run_resumable
 
@@ -162,23 +161,13 @@ def _resumable(strategy: Any) -> bool:
     return True
 
 
-def _run_generative(run: Experiment, out_dir: Path | None, options: RunOptions, resume: bool) -> RunRecord:
-    if resume:
-        raise ConfigError("O-LoRA's generative loop writes its record after every task but keeps no checkpoint, "
-                          "so it cannot be resumed; start it again with `pecft run ... --force`")
-    cfg = olora.inclora(run.config) if run.run == INCLORA else run.config
-    sources = (generative_dry_arguments(cfg.model, cfg.order, options.dry_run_experiences) if options.dry_run
-               else {})
-    return olora.run_olora_generative(cfg, name=run.name, save_to=out_dir / RECORD_FILE if out_dir else None,
-                                      **sources)
-
-
 def execute(experiment: Experiment, out_dir: Path, options: RunOptions, resume: bool = False) -> RunRecord:
     """Run (or resume) ``experiment`` into ``out_dir``; only the main process writes there.
 
     Strategies whose state checkpoints hold run through :func:`~pecft_lib.training.run_resumable`
     (checkpoints, exact resume). Strategies with plugin state (replay, EWC, LwF), data-parallel runs and
-    O-LoRA's generative loop write their record after every experience but cannot be resumed.
+    experiments with a loop of their own (O-LoRA's generative T5) write their record after every experience
+    but cannot be resumed.
     """
     from accelerate import Accelerator
 
@@ -186,16 +175,17 @@ def execute(experiment: Experiment, out_dir: Path, options: RunOptions, resume: 
     main_process, processes = accelerator.is_main_process, accelerator.num_processes
     run = placed(experiment, accelerator.device, processes, options.dry_run)
     checkpoint_every = options.checkpoint_every
-    if run.generative:
+    if run.own_loop:
         if processes > 1:
-            raise ConfigError("O-LoRA's generative loop runs in one process (its own loop, not an Avalanche "
-                              "strategy): launch it without accelerate's --num_processes")
-        if checkpoint_every:
-            raise ConfigError("O-LoRA's generative loop writes its record after every task but keeps no "
-                              "checkpoints; run it without --checkpoint-every")
-        if main_process and not resume:
+            raise ConfigError(f"{run.address} runs in one process (a loop of its own, not an Avalanche strategy): "
+                              "launch it without accelerate's --num_processes")
+        if checkpoint_every or resume:
+            raise ConfigError(f"{run.address} writes its record after every task but keeps no checkpoints, so it "
+                              "cannot be resumed; run it without --checkpoint-every (and start over with --force)")
+        if main_process:
             save_experiment(out_dir, experiment, options)
-        record = _run_generative(run, out_dir if main_process else None, options, resume)
+        record = run.run_own_loop(out_dir / RECORD_FILE if main_process else None, options.dry_run,
+                                  options.dry_run_experiences)
     else:
         strategy, benchmark, config = (prepare_dry(run, options.dry_run_experiences) if options.dry_run
                                        else run.prepare())

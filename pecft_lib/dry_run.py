@@ -140,7 +140,7 @@ def dry_sources(experiment: Experiment, experiences: int | None = None) -> Sourc
     config = experiment.config
     backbone = getattr(config, "backbone", None)
     return Sources(
-        backbone_factory=(lambda: load_backbone(backbone, pretrained=False)) if backbone is not None else None,
+        backbone=(lambda: load_backbone(backbone, pretrained=False)) if backbone is not None else None,
         benchmark=synthetic_benchmark(config.benchmark, experiences=experiences),
     )
 

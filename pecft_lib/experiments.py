@@ -23,171 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .backbones import BACKBONES, Backbone
+from .backbones import BACKBONES
 from .backbones.checkpoints import BARE_NAME_HINT
-from .backbones.t5 import T5_ARCHITECTURES
-from .benchmarks import BENCHMARKS, BenchmarkConfig, ContinualBenchmark
+from .benchmarks import BENCHMARKS, BenchmarkConfig
 from .config import from_dict, load_config
 from .errors import ConfigError, UnknownNameError
-from .methods import baselines, coda_prompt, dualprompt, finetuning, inflora, l2p, olora
+from .evaluation import RunRecord
+from .methods.registry import method_specs
+from .methods.spec import MethodSpec, Prepared, Sources, default_seed
 from .repro import PROFILES
 
-Prepared = tuple[Any, ContinualBenchmark, dict[str, Any]]
-"""What a prepared run is: ``(strategy, benchmark, record config)``, the return value of ``run_resumable``'s
-``build``."""
+__all__ = ["Experiment", "METHODS", "MethodSpec", "Sources", "catalogue", "check", "default_seed",
+           "parse_address", "resolve"]
 
-BackboneFactory = Callable[[], Backbone]
-
-
-@dataclass(frozen=True)
-class Sources:
-    """Where a run's weights and data come from: ``None`` = the config's (pretrained backbone, real benchmark);
-    dry runs pass random weights and synthetic data (:mod:`pecft_lib.dry_run`)."""
-
-    backbone_factory: BackboneFactory | None = None
-    benchmark: ContinualBenchmark | None = None
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """How one config file maps to experiments and runs.
-
-    Attributes:
-        name: the config file's name, used in addresses.
-        presets: dataclass of a profile's section.
-        experiments: ``presets -> {experiment name: experiment config}``.
-        experiment_type: ``experiment name -> dataclass of that experiment`` (to re-validate a saved config).
-        prefix: ``experiment name -> dotted prefix`` of that experiment inside a profile's section.
-        runs: ``experiment config -> run names``; the first is the default.
-        prepare: ``(experiment config, run, seed, sources) -> (strategy, benchmark, record config)``.
-        evaluate_untrained: ``(experiment config, run) -> whether the run evaluates before training``.
-    """
-
-    name: str
-    presets: type
-    experiments: Callable[[Any], dict[str, Any]]
-    experiment_type: Callable[[str], type]
-    prefix: Callable[[str], str]
-    runs: Callable[[Any], list[str]]
-    prepare: Callable[[Any, str, int, Sources], Prepared]
-    evaluate_untrained: Callable[[Any, str], bool]
-
-
-def _baseline(cfg: Any, run: str, seed: int, sources: Sources) -> Prepared:
-    benchmark = sources.benchmark if sources.benchmark is not None else cfg.benchmark.build()
-    backbone = None if sources.backbone_factory is not None else cfg.backbone
-    return baselines.prepare_baseline(cfg.baselines[run], benchmark, name=run, backbone=backbone,
-                                      backbone_factory=sources.backbone_factory, seed=seed)
-
-
-def _with_baselines(title: str, prepare_method: Callable[..., Prepared]) -> Callable[..., Prepared]:
-    """``prepare`` of a method whose experiments also list baselines (``cfg.baselines``)."""
-
-    def prepare(cfg: Any, run: str, seed: int, sources: Sources) -> Prepared:
-        if run == title:
-            return prepare_method(cfg, sources.benchmark, seed, sources.backbone_factory)
-        return _baseline(cfg, run, seed, sources)
-
-    return prepare
-
-
-def _baseline_evaluates_untrained(cfg: Any, run: str) -> bool:
-    """Whether ``run`` is a baseline that evaluates before training, as ``run_baseline`` does."""
-    return run in getattr(cfg, "baselines", {}) and cfg.baselines[run].evaluates_untrained
-
-
-def _experiments_layout(name: str, title: str, presets: type, experiment: type,
-                        prepare_method: Callable[..., Prepared]) -> MethodSpec:
-    """A config file whose sections are ``experiments: {name: experiment}`` (L2P, DualPrompt, CODA, InfLoRA)."""
-    return MethodSpec(
-        name=name, presets=presets,
-        experiments=lambda p: dict(p.experiments),
-        experiment_type=lambda _: experiment,
-        prefix=lambda exp: f"experiments.{exp}",
-        runs=lambda cfg: [title, *cfg.baselines],
-        prepare=_with_baselines(title, prepare_method),
-        evaluate_untrained=_baseline_evaluates_untrained,
-    )
-
-
-# ---------------------------------------------------------------------------------------------------- O-LoRA
-
-INCLORA = "IncLoRA"
-
-
-def _olora_prepare(cfg: Any, run: str, seed: int, sources: Sources) -> Prepared:
-    if isinstance(cfg, olora.OLoRAGenerativeConfig):
-        raise ConfigError("O-LoRA's generative experiment has its own loop; run it with pecft_lib.cli, which "
-                          "calls run_olora_generative")
-    if run in cfg.baselines:
-        return _baseline(cfg, run, seed, sources)
-    chosen = olora.inclora(cfg) if run == INCLORA else cfg
-    return olora.prepare_olora(chosen, sources.benchmark, seed, sources.backbone_factory)
-
-
-OLORA = MethodSpec(
-    name="olora", presets=olora.OLoRAExperiments,
-    experiments=lambda p: {name: getattr(p, name) for name in ("text", "vision", "generative")
-                           if getattr(p, name) is not None},
-    experiment_type=lambda exp: olora.OLoRAGenerativeConfig if exp == "generative" else olora.OLoRAClassifierConfig,
-    prefix=lambda exp: exp,
-    runs=lambda cfg: ["O-LoRA", INCLORA, *getattr(cfg, "baselines", {})],
-    prepare=_olora_prepare,
-    evaluate_untrained=_baseline_evaluates_untrained,
-)
-
-# -------------------------------------------------------------------------------- classic CL and PEFT primer
-
-CLASSIC_EXPERIMENT = "default"
-
-
-def _classic_prepare(cfg: baselines.ClassicConfig, run: str, seed: int, sources: Sources) -> Prepared:
-    benchmark = sources.benchmark if sources.benchmark is not None else cfg.benchmark.build()
-    return baselines.prepare_classic(run, benchmark, cfg, seed)
-
-
-CLASSIC = MethodSpec(
-    name="classic_cl", presets=baselines.ClassicConfig,
-    experiments=lambda p: {CLASSIC_EXPERIMENT: p},
-    experiment_type=lambda _: baselines.ClassicConfig,
-    prefix=lambda _: "",
-    runs=lambda cfg: list(baselines.CLASSIC_STRATEGIES),
-    prepare=_classic_prepare,
-    evaluate_untrained=lambda cfg, run: True,  # run_classic's default
-)
-
-
-def _primer_method(cfg: finetuning.SingleTaskConfig, run: str) -> str:
-    """The primer's method entry (its display name, e.g. ``"LoRA (q, v)"``) whose tuning method is ``run``."""
-    return next(name for name, tuning in cfg.methods.items() if tuning.method == run)
-
-
-PEFT_PRIMER = MethodSpec(
-    name="peft_primer", presets=finetuning.PeftPrimerConfig,
-    experiments=lambda p: {"vision": p.vision, "text": p.text},
-    experiment_type=lambda _: finetuning.SingleTaskConfig,
-    prefix=lambda exp: exp,
-    runs=lambda cfg: [tuning.method for tuning in cfg.methods.values()],
-    prepare=lambda cfg, run, seed, sources: finetuning.prepare_single_task(
-        cfg, _primer_method(cfg, run), sources.benchmark, seed, sources.backbone_factory),
-    evaluate_untrained=lambda cfg, run: False,
-)
-
-METHODS: dict[str, MethodSpec] = {
-    spec.name: spec
-    for spec in (
-        _experiments_layout("l2p", "L2P", l2p.L2PPresets, l2p.L2PExperimentConfig, l2p.prepare_l2p),
-        _experiments_layout("dualprompt", "DualPrompt", dualprompt.DualPromptPresets,
-                            dualprompt.DualPromptExperimentConfig, dualprompt.prepare_dualprompt),
-        _experiments_layout("coda_prompt", "CODA-Prompt", coda_prompt.CodaPromptPresets,
-                            coda_prompt.CodaPromptExperimentConfig, coda_prompt.prepare_coda_prompt),
-        _experiments_layout("inflora", "InfLoRA", inflora.InfLoRAPresets, inflora.InfLoRAExperimentConfig,
-                            inflora.prepare_inflora),
-        OLORA,
-        CLASSIC,
-        PEFT_PRIMER,
-    )
-}
+METHODS: dict[str, MethodSpec] = method_specs()
+"""Every registered method by config name (:mod:`pecft_lib.methods.registry`; each package declares its
+:class:`~pecft_lib.methods.spec.MethodSpec` as ``METHOD``)."""
 
 
 # ------------------------------------------------------------------------------------------------ experiments
@@ -218,13 +69,14 @@ class Experiment:
 
     @property
     def name(self) -> str:
-        """The run's name in its record: the run, or the PEFT primer's display name of its tuning method."""
-        return _primer_method(self.config, self.run) if self.method == "peft_primer" else self.run
+        """The run's name in its record: the run, or e.g. the PEFT primer's display name of its tuning method."""
+        return self.spec.run_name(self.config, self.run)
 
     @property
-    def generative(self) -> bool:
-        """O-LoRA's T5 experiment, which has its own loop (:func:`~pecft_lib.methods.olora.run_olora_generative`)."""
-        return isinstance(self.config, olora.OLoRAGenerativeConfig)
+    def own_loop(self) -> bool:
+        """Whether the experiment runs a loop of its own instead of an Avalanche strategy (O-LoRA's generative
+        T5 experiment; :meth:`run_own_loop`)."""
+        return self.spec.own_loop(self.config)
 
     @property
     def evaluate_untrained(self) -> bool:
@@ -233,14 +85,27 @@ class Experiment:
     @property
     def extra(self) -> Callable[[Any], dict[str, Any]] | None:
         """``strategy -> dict`` of method diagnostics for the record (InfLoRA's subspace history, as
-        :func:`~pecft_lib.methods.inflora.run_inflora` stores it)."""
-        if self.method == "inflora" and self.run == "InfLoRA":
-            return lambda strategy: {"subspace": list(strategy.history)}
-        return None
+        :func:`~pecft_lib.methods.inflora.run_inflora` stores it), or ``None``."""
+        return self.spec.extra(self.config, self.run)
 
     def prepare(self, sources: Sources = Sources()) -> Prepared:
-        """Build the strategy and benchmark of the run without running it (``run_resumable``'s ``build``)."""
+        """Build the strategy and benchmark of the run without running it (``run_resumable``'s ``build``).
+
+        Raises:
+            ConfigError: the experiment runs its own loop (:attr:`own_loop`), which has no strategy.
+        """
+        if self.own_loop:
+            raise ConfigError(f"{self.address} runs a loop of its own, not an Avalanche strategy; run it with "
+                              "`pecft run` or Experiment.run_own_loop")
         return self.spec.prepare(self.config, self.run, self.seed, sources)
+
+    def run_own_loop(self, save_to: Path | None = None, dry_run: bool = False,
+                     experiences: int | None = None) -> RunRecord:
+        """Run an experiment with a loop of its own (:attr:`own_loop`), writing the record to ``save_to`` after
+        every task; a dry run trains the first ``experiences`` (default: all) on synthetic data."""
+        if self.spec.loop is None or not self.own_loop:
+            raise ConfigError(f"{self.address} runs an Avalanche strategy; build it with Experiment.prepare")
+        return self.spec.loop(self.config, self.run, self.name, save_to, dry_run, experiences)
 
     def replace_config(self, config: Any) -> "Experiment":
         return dataclasses.replace(self, config=config)
@@ -291,12 +156,6 @@ def _choose(kind: str, name: str | None, choices: list[str], where: str, default
     return name
 
 
-def default_seed(config: Any) -> int:
-    """The seed a run uses unless told otherwise: the experiment's ``seed`` if it has one (O-LoRA), else its
-    benchmark's (42 for the L2P and DualPrompt paper presets, as their references)."""
-    return config.seed if hasattr(config, "seed") else config.benchmark.seed
-
-
 def resolve(address: str, profile: str, overrides: dict[str, Any] | None = None, seed: int | None = None,
             method: str | None = None) -> Experiment:
     """The validated :class:`Experiment` at ``address`` (see the module docstring) in ``profile``.
@@ -340,8 +199,6 @@ def check(experiment: Experiment) -> None:
     if backbone is not None and backbone not in BACKBONES:
         hint = BARE_NAME_HINT if backbone.startswith("vit_") else ""
         raise UnknownNameError("backbone", backbone, BACKBONES, hint=hint)
-    if experiment.generative and config.model not in T5_ARCHITECTURES:
-        raise UnknownNameError("T5 model", config.model, T5_ARCHITECTURES)
 
 
 def catalogue(profile: str) -> dict[str, dict[str, list[str]]]:

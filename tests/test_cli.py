@@ -292,7 +292,8 @@ def test_a_refused_checkpoint_request_leaves_nothing_behind(capsys, tmp_path):
 
 def test_the_generative_loop_refuses_checkpoints(capsys, tmp_path):
     assert_error(capsys, ["run", "olora:generative", "--profile", "paper", "--dry-run", "--checkpoint-every", "5",
-                          "--out", "out"], "keeps no checkpoints; run it without --checkpoint-every")
+                          "--out", "out"], "keeps no checkpoints, so it cannot be resumed; run it without "
+                                           "--checkpoint-every")
     assert not (tmp_path / "out" / cli.EXPERIMENT_FILE).exists()
 
 

@@ -65,13 +65,13 @@ def test_prototypes_are_class_means_and_prediction_is_the_nearest_by_cosine():
 
 
 def test_prototype_baseline_trains_nothing_and_never_changes_old_prototypes():
-    strategy, benchmark, _ = prepare_baseline(PROTOTYPE, tiny_benchmark(), name="Prototype", backbone_factory=tiny_vit)
+    strategy, benchmark, _ = prepare_baseline(PROTOTYPE, tiny_benchmark(), name="Prototype", backbone=tiny_vit)
     record = run_strategy(strategy, benchmark, name="Prototype", evaluate_untrained=False)
     model = strategy.model
     assert record.trainable_parameters == [0] * EXPERIENCES
     assert model.counts.tolist() == [12] * CLASSES  # one pass: every training sample counted once
     # the classes of the first experience keep the prototype they had after it: no forgetting of the rows
-    first = prepare_baseline(PROTOTYPE, tiny_benchmark(), name="Prototype", backbone_factory=tiny_vit)[0]
+    first = prepare_baseline(PROTOTYPE, tiny_benchmark(), name="Prototype", backbone=tiny_vit)[0]
     first.train(tiny_benchmark().train_stream[0])
     seen = first.model.counts > 0
     torch.testing.assert_close(first.model.prototypes[seen], model.prototypes[seen])
@@ -92,7 +92,7 @@ def test_evaluating_only_seen_experiences_leaves_future_entries_unmeasured_and_t
     # from torch's generator when its loader starts, so skipping some changes later shuffles)
     runs = {}
     for evaluate_future in (True, False):
-        strategy, benchmark, _ = prepare_baseline(PROTOTYPE, tiny_benchmark(), name="P", backbone_factory=tiny_vit)
+        strategy, benchmark, _ = prepare_baseline(PROTOTYPE, tiny_benchmark(), name="P", backbone=tiny_vit)
         runs[evaluate_future] = run_strategy(strategy, benchmark, name="P", evaluate_untrained=False,
                                              evaluate_future=evaluate_future)
     full, seen = runs[True], runs[False]

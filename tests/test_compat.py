@@ -223,10 +223,10 @@ def test_unknown_method_or_source():
 def test_every_registered_loader_resolves_to_a_function():
     import importlib
 
-    from pecft_lib.compat import REFERENCE_LOADERS
+    from pecft_lib.compat import reference_loaders
 
-    assert set(REFERENCE_LOADERS) >= {"inflora", "l2p", "dualprompt", "coda_prompt"}
-    for method, sources in REFERENCE_LOADERS.items():
+    assert set(reference_loaders()) >= {"inflora", "l2p", "dualprompt", "coda_prompt"}
+    for method, sources in reference_loaders().items():
         for source, target in sources.items():
             module_name, function_name = target.split(":")
             assert callable(getattr(importlib.import_module(module_name), function_name)), (method, source)

@@ -43,7 +43,7 @@ def test_paper_preset_dry_run(address, tmp_path, capsys, torch_state):
     assert f"{experiment.address} [paper, dry run]" in out
     record = json.loads((tmp_path / "run" / "record.json").read_text())
     assert record["status"] == "finished"
-    if experiment.generative:
+    if experiment.own_loop:
         n_experiences, trained = 1, 1
         assert record["config"]["model"] == "t5-large"
     else:

@@ -105,8 +105,8 @@ def test_run_single_task_gives_one_record_per_method_and_is_deterministic():
         methods={"probe": TuningConfig(method="linear_probe"), "LoRA": TuningConfig(method="lora", lora_rank=2)},
     )
     benchmark = tiny_image_benchmark()
-    first = run_single_task(cfg, benchmark, backbone_factory=backbone)
-    second = run_single_task(cfg, benchmark, backbone_factory=backbone)
+    first = run_single_task(cfg, benchmark, backbone=backbone)
+    second = run_single_task(cfg, benchmark, backbone=backbone)
     assert [r.name for r in first] == ["probe", "LoRA"]
     assert all(r.matrix.shape == (1, 1) for r in first)
     assert first[0].trainable_parameters == [HEAD]

@@ -16,7 +16,8 @@ from pecft_lib.backbones import TextEncoderBackbone, ViTBackbone
 from pecft_lib.backbones.checkpoints import create_paper_vit
 from pecft_lib.config import load_config
 from pecft_lib.errors import ConfigError, UnknownNameError
-from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, L2PPresets, build_l2p, majority_vote
+from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, L2PPresets, build_l2p
+from pecft_lib.methods.prompting import majority_vote
 from pecft_lib.methods.prompting import QueryCache
 from pecft_lib.evaluation import run_strategy
 

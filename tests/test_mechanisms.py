@@ -36,7 +36,7 @@ def test_interference_ratio_reads_each_branch_against_its_own_task():
 def records():
     setup = tiny_setup(methods=METHODS, baselines={}, controls={
         "DualPrompt (JAX init)": Control(of="DualPrompt", set={"method.init": "jax"}),
-        "IncLoRA": Control(of="O-LoRA", set={"olora.lambda_orth": 0.0}),
+        "IncLoRA": Control(of="O-LoRA", set={"method.lambda_orth": 0.0}),
     })
     return {run: run_one(setup, run, 0, profile="quick") for run in setup.runs}
 

@@ -21,13 +21,13 @@ from pecft_lib.config import load_config
 from pecft_lib.errors import CheckpointNotFoundError, ConfigError
 from pecft_lib.methods.olora import (
     OLoRAClassifier,
-    OLoRAClassifierConfig,
+    OLoRAExperimentConfig,
     OLoRAConfig,
-    OLoRAExperiments,
     OLoRAGenerativeConfig,
     OLoRASeq2Seq,
-    OptimConfig,
-    build_olora_strategy,
+    OLoRAOptimConfig,
+    OLoRAPresets,
+    build_olora,
     down_overlap,
     exact_match,
     inclora,
@@ -58,11 +58,11 @@ def image_benchmark(n_classes: int = 4, n_experiences: int = 2):
                                   class_names=[str(c) for c in range(n_classes)], info={})
 
 
-def tiny_config(n_experiences: int = 2, **olora) -> OLoRAClassifierConfig:
-    return OLoRAClassifierConfig(
+def tiny_config(n_experiences: int = 2, **olora) -> OLoRAExperimentConfig:
+    return OLoRAExperimentConfig(
         backbone="tiny", benchmark=BenchmarkConfig(name="tiny", n_experiences=n_experiences),
-        olora=OLoRAConfig(rank=2, alpha=8.0, **olora),
-        optim=OptimConfig(lr=0.01, epochs=2, batch_size=8, eval_batch_size=64),
+        method=OLoRAConfig(rank=2, alpha=8.0, **olora),
+        optim=OLoRAOptimConfig(lr=0.01, epochs=2, batch_size=8, eval_batch_size=64),
     )
 
 
@@ -153,8 +153,8 @@ def snapshot(model: OLoRAClassifier, pattern: str) -> dict[str, torch.Tensor]:
 def test_old_adapters_and_heads_stay_frozen_and_bit_identical():
     benchmark = image_benchmark(n_classes=6, n_experiences=3)
     cfg = tiny_config(n_experiences=3)
-    model = OLoRAClassifier(vit_backbone(), 6, cfg.olora)
-    strategy = build_olora_strategy(model, cfg)
+    model = OLoRAClassifier(vit_backbone(), 6, cfg.method)
+    strategy = build_olora(model, cfg.optim, 3)
     strategy.train(benchmark.train_stream[0])
     first = snapshot(model, r"\.task_0\.|heads\.heads\.0\.")
     strategy.train(benchmark.train_stream[1])
@@ -174,23 +174,23 @@ def test_old_adapters_and_heads_stay_frozen_and_bit_identical():
 def test_logged_penalties_and_the_inclora_ablation():
     benchmark = image_benchmark()
     log = []
-    run_olora(tiny_config(), benchmark, backbone_factory=vit_backbone, penalty_log=log)
+    run_olora(tiny_config(), benchmark, backbone=vit_backbone, penalty_log=log)
     assert {p.experience for p in log} == {0, 1} and {p.epoch for p in log} == {0, 1}
     assert all(p.orthogonality == 0.0 for p in log if p.experience == 0)
     second = [p for p in log if p.experience == 1]
     assert second[0].orthogonality > 0 and second[-1].orthogonality < second[0].orthogonality
     assert all(p.loss == pytest.approx(p.task_loss + 0.5 * p.orthogonality, rel=1e-5) for p in log)
     ablation = inclora(tiny_config())
-    assert ablation.olora.lambda_orth == 0.0 and ablation.olora.rank == 2 and tiny_config().olora.lambda_orth == 0.5
+    assert ablation.method.lambda_orth == 0.0 and ablation.method.rank == 2 and tiny_config().method.lambda_orth == 0.5
     log = []
-    run_olora(ablation, benchmark, backbone_factory=vit_backbone, penalty_log=log)
+    run_olora(ablation, benchmark, backbone=vit_backbone, penalty_log=log)
     assert all(p.loss == pytest.approx(p.task_loss, rel=1e-6) for p in log)
 
 
 def test_runs_are_deterministic():
     benchmark = image_benchmark()
-    first, _ = run_olora(tiny_config(), benchmark, backbone_factory=vit_backbone)
-    second, _ = run_olora(tiny_config(), benchmark, backbone_factory=vit_backbone)
+    first, _ = run_olora(tiny_config(), benchmark, backbone=vit_backbone)
+    second, _ = run_olora(tiny_config(), benchmark, backbone=vit_backbone)
     assert first.matrix.shape == (2, 2)
     assert np.array_equal(first.matrix, second.matrix)
     assert first.config["olora"]["lambda_orth"] == 0.5 and first.config["seed"] == 0
@@ -201,24 +201,26 @@ def test_runs_are_deterministic():
 
 
 def test_config_errors_and_profiles():
-    with pytest.raises(ConfigError, match="olora.orthogonality must be one of reference_l1, paper_squared"):
+    with pytest.raises(ConfigError, match="method.orthogonality must be one of reference_l1, paper_squared"):
         OLoRAConfig(orthogonality="l2")
-    with pytest.raises(ConfigError, match="olora.targets must be distinct names among q, k, v"):
+    with pytest.raises(ConfigError, match="method.targets must be distinct names among q, k, v"):
         OLoRAConfig(targets=["q", "o"])
-    with pytest.raises(ConfigError, match="olora.rank must be a positive integer"):
+    with pytest.raises(ConfigError, match="method.rank must be a positive integer"):
         OLoRAConfig(rank=0)
-    with pytest.raises(ConfigError, match="olora.lambda_orth must be >= 0"):
+    with pytest.raises(ConfigError, match="method.lambda_orth must be >= 0"):
         OLoRAConfig(lambda_orth=-1.0)
-    with pytest.raises(ConfigError, match="at least one of the experiments"):
-        OLoRAExperiments()
+    with pytest.raises(ConfigError, match="at least one experiment"):
+        OLoRAPresets()
     with pytest.raises(ConfigError, match="unknown key.*lambda"):
-        load_config("olora", OLoRAExperiments, "quick", overrides={"text.olora.lambda": 1.0})
-    quick = load_config("olora", OLoRAExperiments, "quick")
-    assert quick.text.backbone == "all-MiniLM-L6-v2" and quick.vision.backbone == "pecft-vit-tiny"
-    paper = load_config("olora", OLoRAExperiments, "paper").generative
+        load_config("olora", OLoRAPresets, "quick", overrides={"experiments.text.method.lambda": 1.0})
+    quick = load_config("olora", OLoRAPresets, "quick")
+    assert quick.experiments["text"].backbone == "all-MiniLM-L6-v2"
+    assert quick.experiments["vision"].backbone == "pecft-vit-tiny"
+    paper = load_config("olora", OLoRAPresets, "paper").generative
     assert (paper.model, paper.order, paper.optim.lr, paper.optim.epochs, paper.optim.batch_size) == \
         ("t5-large", 1, 1e-3, 1, 64)
-    assert (paper.olora.rank, paper.olora.scaling, paper.olora.lambda_orth, paper.olora.lambda_l2) == (8, 4.0, 0.5, 0.0)
+    assert (paper.method.rank, paper.method.scaling, paper.method.lambda_orth, paper.method.lambda_l2) == \
+        (8, 4.0, 0.5, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------- generative path
@@ -275,10 +277,12 @@ def test_generative_dry_run_on_a_tiny_t5(tmp_path):
             num_decoder_layers=2, dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
 
     cfg = OLoRAGenerativeConfig(max_source_length=32, max_target_length=4, max_new_tokens=4,
-                                olora=OLoRAConfig(rank=4, alpha=16.0, dropout=0.0),
-                                optim=OptimConfig(lr=0.02, epochs=8, batch_size=4, eval_batch_size=8), seed=0)
+                                method=OLoRAConfig(rank=4, alpha=16.0, dropout=0.0),
+                                optim=OLoRAOptimConfig(lr=0.02, epochs=8, batch_size=4, eval_batch_size=8), seed=0)
     log = []
-    record = run_olora_generative(cfg, tasks, tokenizer, tiny_t5, penalty_log=log, save_to=tmp_path / "run.json")
+    record, model = run_olora_generative(cfg, tasks, tokenizer, tiny_t5, penalty_log=log,
+                                         save_to=tmp_path / "run.json")
+    assert isinstance(model, OLoRASeq2Seq)
     matrix = record.matrix
     assert matrix.shape == (2, 2) and np.isnan(matrix[1, 0])  # only the tasks seen so far are evaluated
     # The cue words are learned: at most one of the four test prompts of a task missed (a wrong label is chance,
@@ -323,5 +327,5 @@ def test_down_overlap_is_zero_for_orthogonal_rows_and_one_for_identical_ones():
 def test_run_olora_sizes_its_evaluation_from_the_benchmark_it_is_given():
     """A benchmark passed in decides the number of experiences, not cfg.benchmark (which says 2 here)."""
     benchmark = image_benchmark(n_classes=6, n_experiences=3)
-    record, _ = run_olora(tiny_config(n_experiences=2), benchmark, backbone_factory=vit_backbone)
+    record, _ = run_olora(tiny_config(n_experiences=2), benchmark, backbone=vit_backbone)
     assert record.matrix.shape == (3, 3) and not np.isnan(record.matrix[:, -1]).any()

@@ -12,7 +12,8 @@ from timm.models.vision_transformer import VisionTransformer
 from pecft_lib.backbones import ViTBackbone
 from pecft_lib.evaluation import STANDARD_PROTOCOLS, EvalProtocol, ProtocolEvaluator, run_strategy
 from pecft_lib.evaluation.protocols import protocol_accuracy, using_protocol
-from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, build_l2p, majority_vote
+from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, build_l2p
+from pecft_lib.methods.prompting import majority_vote
 
 from tiny_data import tiny_benchmark
 

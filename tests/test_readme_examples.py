@@ -1,6 +1,6 @@
 """The README's Python examples stay true to the library: every `python` block parses, its `pecft_lib` imports
 exist, and each call of a library function (in the blocks and in the methods table) binds to the function's
-signature and unpacks what the function returns (a record, or a `(record, strategy)` pair)."""
+signature and unpacks what the function returns (a record, or a `RunResult` / `(record, strategy)` pair)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ast
 import importlib
 import inspect
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,16 @@ def _check_call(call: ast.Call, target: ast.expr | None, names: dict[str, object
     except TypeError as error:
         raise AssertionError(f"{ast.unparse(call)} does not match {function.__qualname__}{signature}: {error}")
     returns = str(signature.return_annotation)
+    named = typing.get_type_hints(function).get("return")
+    fields = getattr(named, "_fields", None)  # a NamedTuple such as RunResult unpacks into its fields
     if target is not None and not inspect.isclass(function):
         if isinstance(target, ast.Tuple):
-            assert returns.startswith("tuple["), f"{ast.unparse(target)} = {ast.unparse(call)}: it returns {returns}"
-            arity = len(ast.parse(returns, mode="eval").body.slice.elts)
+            assert returns.startswith("tuple[") or fields, \
+                f"{ast.unparse(target)} = {ast.unparse(call)}: it returns {returns}"
+            arity = len(fields) if fields else len(ast.parse(returns, mode="eval").body.slice.elts)
             assert len(target.elts) == arity, f"{ast.unparse(target)} unpacks {returns}"
         else:
-            assert not returns.startswith("tuple["), \
+            assert not returns.startswith("tuple[") and not fields, \
                 f"{ast.unparse(target)} = {ast.unparse(call)}: it returns a pair, {returns}"
     return function.__qualname__
 
@@ -111,6 +115,10 @@ def test_the_methods_table_unpacks_what_the_runners_return():
         checked += _check_statements(tree, names)
     assert {"run_l2p", "run_dualprompt", "run_coda_prompt", "run_inflora", "run_olora", "run_olora_generative",
             "run_baseline"} <= set(checked)
+
+
+def test_the_readme_says_what_adding_a_method_touches():
+    assert "pecft_lib/methods/registry.py" in README and "METHOD" in README
 
 
 def test_the_readme_tells_where_downloads_go():

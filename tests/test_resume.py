@@ -28,7 +28,6 @@ from avalanche.training import Naive, Replay
 from timm.models.vision_transformer import VisionTransformer
 
 from pecft_lib.backbones import ViTBackbone
-from pecft_lib.benchmarks import BenchmarkConfig
 from pecft_lib.benchmarks.base import TensorClassificationDataset, make_class_incremental
 from pecft_lib.errors import ConfigError
 from pecft_lib.evaluation import RunRecord, make_evaluator, run_strategy
@@ -36,13 +35,7 @@ from pecft_lib.methods.coda_prompt import CodaPromptConfig, CodaPromptModel, Cod
 from pecft_lib.methods.dualprompt import DualPromptConfig, DualPromptModel, DualPromptOptimConfig, build_dualprompt
 from pecft_lib.methods.inflora import InfLoRAConfig, InfLoRAModel, InfLoRAOptimConfig, build_inflora
 from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, build_l2p
-from pecft_lib.methods.olora import (
-    OLoRAClassifier,
-    OLoRAClassifierConfig,
-    OLoRAConfig,
-    OptimConfig,
-    build_olora_strategy,
-)
+from pecft_lib.methods.olora import OLoRAClassifier, OLoRAConfig, OLoRAOptimConfig, build_olora
 from pecft_lib.methods.train_mask import TrainClassMaskPlugin
 from pecft_lib.repro import seed_everything
 from pecft_lib.training import (
@@ -115,11 +108,9 @@ def build_inflora_run():
 
 def build_olora_run():
     seed_everything(0)
-    cfg = OLoRAClassifierConfig(backbone="tiny", benchmark=BenchmarkConfig(name="tiny", n_experiences=EXPERIENCES),
-                                olora=OLoRAConfig(rank=2, alpha=8.0, dropout=0.1),
-                                optim=OptimConfig(lr=0.01, epochs=2, batch_size=8, eval_batch_size=64))
-    model = OLoRAClassifier(tiny_vit(), CLASSES, cfg.olora)
-    return build_olora_strategy(model, cfg), tiny_benchmark(), {"method": "olora"}
+    model = OLoRAClassifier(tiny_vit(), CLASSES, OLoRAConfig(rank=2, alpha=8.0, dropout=0.1))
+    optim = OLoRAOptimConfig(lr=0.01, epochs=2, batch_size=8, eval_batch_size=64)
+    return build_olora(model, optim, EXPERIENCES), tiny_benchmark(), {"method": "olora"}
 
 
 class LinearClassifier(torch.nn.Module):

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pecft_lib import bench
 from pecft_lib.errors import ConfigError, UnknownNameError
@@ -19,20 +20,20 @@ LORA = TuningConfig(method="lora", lora_rank=2, lora_alpha=2.0, lora_targets=["k
 
 def test_sequential_lora_trains_one_lora_through_every_experience_and_masks_other_classes():
     cfg = BaselineConfig(tuning=LORA, kind="sequential", lr=0.01, epochs=2, batch_size=8)
-    first = run_baseline(cfg, tiny_benchmark(), name="SeqLoRA", backbone_factory=tiny_vit)
+    first, _ = run_baseline(cfg, tiny_benchmark(), name="SeqLoRA", backbone=tiny_vit)
     matrix = first.matrix
     assert matrix.shape == (EXPERIENCES, EXPERIENCES)
     # the first experience is learned (chance is 1/6); the same LoRA parameters stay trainable throughout
     assert matrix[0, 0] > 0.5
     assert len(set(first.trainable_parameters)) == 1
     assert first.trainable_parameters[0] == 2 * 2 * (2 * 32 + 32 * 2) + 32 * CLASSES + CLASSES
-    second = run_baseline(cfg, tiny_benchmark(), name="SeqLoRA", backbone_factory=tiny_vit)
+    second = run_baseline(cfg, tiny_benchmark(), name="SeqLoRA", backbone=tiny_vit).record
     np.testing.assert_array_equal(first.matrix, second.matrix)
 
 
 def test_joint_baseline_has_one_stage():
     cfg = BaselineConfig(tuning=TuningConfig(method="full"), kind="joint", lr=1e-3, epochs=2, batch_size=8)
-    record = run_baseline(cfg, tiny_benchmark(), name="Joint", backbone_factory=tiny_vit)
+    record, _ = run_baseline(cfg, tiny_benchmark(), name="Joint", backbone=tiny_vit)
     assert record.matrix.shape == (EXPERIENCES, 1) and record.metrics["A_mean"] is None
     assert record.metrics["A_last"] > 1 / CLASSES
 
@@ -42,8 +43,8 @@ def test_baseline_config_errors():
         BaselineConfig(tuning=LORA, kind="replay")
     with pytest.raises(ConfigError, match="lora, full or linear_probe"):
         BaselineConfig(tuning=TuningConfig(method="prompt_tuning"))
-    with pytest.raises(ValueError, match="exactly one"):
-        run_baseline(BaselineConfig(tuning=LORA), tiny_benchmark(), name="x")
+    with pytest.raises(ConfigError, match="a Linear is not a backbone"):
+        run_baseline(BaselineConfig(tuning=LORA), tiny_benchmark(), name="x", backbone=torch.nn.Linear(2, 2))
 
 
 @pytest.mark.parametrize("method", list(bench.METHODS))

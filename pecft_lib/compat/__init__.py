@@ -1,7 +1,8 @@
 """Checkpoints of the methods' official implementations, loaded into this library's models.
 
 :func:`from_reference` unwraps the checkpoint (:func:`~pecft_lib.compat.state_dict.unwrap_state_dict`) and
-hands it to the loader registered in :data:`REFERENCE_LOADERS` for the method and the code base that wrote it:
+hands it to the loader that the method declares for the code base that wrote it (``references`` of its
+:class:`~pecft_lib.methods.spec.MethodSpec`; :func:`reference_loaders` lists them):
 
 * ``("inflora", "inflora")`` — the authors' InfLoRA code (``SiNet``) → ``InfLoRAModel``
   (:func:`pecft_lib.methods.inflora.reference.from_reference_state_dict`);
@@ -12,7 +13,7 @@ hands it to the loader registered in :data:`REFERENCE_LOADERS` for the method an
   (:mod:`pecft_lib.methods.coda_prompt.reference`).
 
 Loaders are imported on first use, so this module stays light and the method packages may import its
-helpers. A new source is one entry of :data:`REFERENCE_LOADERS` and one loader function.
+helpers. A new source is one entry of the method's ``references`` and one loader function.
 """
 
 from __future__ import annotations
@@ -29,14 +30,12 @@ from torch import nn
 from ..errors import CheckpointMismatchError, CheckpointNotFoundError, UnknownNameError
 from .state_dict import check_state_dict, rename_fusing_qkv, unwrap_state_dict
 
-REFERENCE_LOADERS: dict[str, dict[str, str]] = {
-    "inflora": {"inflora": "pecft_lib.methods.inflora.reference:from_reference_state_dict"},
-    "l2p": {"l2p-pytorch": "pecft_lib.methods.l2p.reference:from_reference_state_dict"},
-    "dualprompt": {"dualprompt-pytorch": "pecft_lib.methods.dualprompt.reference:from_reference_state_dict"},
-    "coda_prompt": {"coda-prompt": "pecft_lib.methods.coda_prompt.reference:from_reference_state_dict"},
-}
-"""method → source (the official code base) → ``"module:function"`` taking a flat state dict and keyword
-arguments and returning the loaded model."""
+def reference_loaders() -> dict[str, dict[str, str]]:
+    """method → source (the official code base) → ``"module:function"`` taking a flat state dict and keyword
+    arguments and returning the loaded model, as the methods declare them."""
+    from ..methods.registry import method_specs
+
+    return {name: dict(spec.references) for name, spec in method_specs().items() if spec.references}
 
 
 def read_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
@@ -64,7 +63,7 @@ def from_reference(method: str, state_dict: Mapping[str, Any] | str | os.PathLik
     """The model of ``method`` holding the weights of a checkpoint written by the official code ``source``.
 
     Args:
-        method: the library's method name, a key of :data:`REFERENCE_LOADERS`.
+        method: the library's method name, a key of :func:`reference_loaders`.
         state_dict: the checkpoint: a state dict, possibly wrapped as ``{"state_dict": …}``,
             ``{"model": …}`` or ``{"model_state_dict": …}`` and possibly with ``nn.DataParallel``'s
             ``module.`` prefix; or the path of such a file (:func:`read_checkpoint`).
@@ -75,9 +74,10 @@ def from_reference(method: str, state_dict: Mapping[str, Any] | str | os.PathLik
         UnknownNameError: no loader for ``method`` or ``source``.
         CheckpointMismatchError: the checkpoint does not fit (missing, unexpected or mis-shaped keys).
     """
-    if method not in REFERENCE_LOADERS:
-        raise UnknownNameError("method with reference checkpoints", method, REFERENCE_LOADERS)
-    sources = REFERENCE_LOADERS[method]
+    loaders = reference_loaders()
+    if method not in loaders:
+        raise UnknownNameError("method with reference checkpoints", method, loaders)
+    sources = loaders[method]
     if source not in sources:
         raise UnknownNameError(f"reference source for {method}", source, sources)
     module_name, function_name = sources[source].split(":")
@@ -87,5 +87,5 @@ def from_reference(method: str, state_dict: Mapping[str, Any] | str | os.PathLik
     return loader(unwrap_state_dict(state_dict), **config)
 
 
-__all__ = ["REFERENCE_LOADERS", "check_state_dict", "from_reference", "read_checkpoint", "rename_fusing_qkv",
+__all__ = ["check_state_dict", "from_reference", "read_checkpoint", "reference_loaders", "rename_fusing_qkv",
            "unwrap_state_dict"]

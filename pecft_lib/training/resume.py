@@ -66,7 +66,7 @@ from ..errors import ConfigError
 from ..evaluation import RunRecord
 from ..evaluation.resources import PeakMemory, count_trainable_parameters, hardware, package_versions
 from ..evaluation.runner import accuracy_matrix_metric, without_avalanche_deprecations
-from ..methods.common import ContinualPEFTModel, ContinualPEFTStrategy, MixedPrecisionPlugin, strategy_precision
+from ..methods.common import ContinualPEFTModel, ContinualPEFTStrategy, MixedPrecisionPlugin, StatelessPlugin, strategy_precision
 from ..methods.train_mask import TrainClassMaskPlugin
 from .checkpoint import CheckpointError, atomic_save, load_checkpoint, remove_stale_temporaries
 from .frozen import FrozenWeights
@@ -80,7 +80,7 @@ FORMAT_VERSION = 1
 
 _CLOCK_COUNTERS = ("train_iterations", "train_exp_counter", "train_exp_epochs", "train_exp_iterations",
                    "train_epoch_iterations", "total_iterations")
-_STATELESS_PLUGINS = (TrainClassMaskPlugin, MixedPrecisionPlugin, EvaluationPlugin, Clock, PeriodicEval)
+_STATELESS_PLUGINS = (TrainClassMaskPlugin, MixedPrecisionPlugin, StatelessPlugin, EvaluationPlugin, Clock, PeriodicEval)
 
 Build = Callable[[], tuple[Any, ContinualBenchmark, dict[str, Any]]]
 """Builds a fresh ``(strategy, benchmark, record config)``: same config and seed at every call."""

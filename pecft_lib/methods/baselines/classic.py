@@ -20,10 +20,11 @@ from avalanche.training import EWC, JointTraining, LwF, Naive, Replay
 
 from ...benchmarks import BenchmarkConfig, ContinualBenchmark
 from ...errors import UnknownNameError
-from ...evaluation import RunRecord, run_strategy
+from ...evaluation import run_strategy
 from ...repro import seed_everything
 from ..common import loop_arguments
 from ..common.precision import check_precision
+from ..spec import RunResult, default_seed, resolve_benchmark
 
 CLASSIC_STRATEGIES = {"naive": Naive, "joint": JointTraining, "ewc": EWC, "lwf": LwF, "replay": Replay}
 """Name → Avalanche strategy class: ``naive`` (sequential fine-tuning), ``joint`` (all experiences at once),
@@ -96,17 +97,23 @@ def build_classic_strategy(
 
 
 def prepare_classic(
-    name: str, benchmark: ContinualBenchmark, cfg: ClassicConfig, seed: int = 0
+    cfg: ClassicConfig, benchmark: ContinualBenchmark | None = None, *, seed: int | None = None, name: str
 ) -> tuple[Any, ContinualBenchmark, dict[str, Any]]:
     """Everything :func:`run_classic` runs, built but not run: strategy ``name`` on a freshly seeded network,
-    the benchmark and the configuration stored in the record."""
+    the benchmark and the configuration stored in the record (arguments as :func:`run_classic`)."""
+    benchmark = resolve_benchmark(cfg, benchmark)
+    seed = default_seed(cfg, benchmark) if seed is None else seed
     seed_everything(seed)
     model = make_mlp(cfg.model, benchmark.n_classes)
     strategy = build_classic_strategy(name, model, cfg, benchmark.n_experiences)
     return strategy, benchmark, {"strategy": name, "seed": seed, **asdict(cfg)}
 
 
-def run_classic(name: str, benchmark: ContinualBenchmark, cfg: ClassicConfig, seed: int = 0) -> RunRecord:
-    """Seed, build a fresh network and strategy ``name``, run it over ``benchmark`` and return the record."""
-    strategy, benchmark, config = prepare_classic(name, benchmark, cfg, seed)
-    return run_strategy(strategy, benchmark, name=name, config=config)
+def run_classic(
+    cfg: ClassicConfig, benchmark: ContinualBenchmark | None = None, *, seed: int | None = None, name: str
+) -> RunResult:
+    """Seed, build a fresh network and the Avalanche strategy ``name`` (a key of :data:`CLASSIC_STRATEGIES`), run
+    it over ``benchmark`` (default ``cfg.benchmark.build()``) and return the record and the trained strategy;
+    ``seed`` defaults to the benchmark config's (:func:`~pecft_lib.methods.spec.default_seed`)."""
+    strategy, benchmark, config = prepare_classic(cfg, benchmark, seed=seed, name=name)
+    return RunResult(run_strategy(strategy, benchmark, name=name, config=config), strategy)

@@ -14,19 +14,19 @@ with the references' training-time class mask for the sequential runs, and one l
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from avalanche.training import JointTraining, Naive
 
-from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
 from ...errors import ConfigError, UnknownNameError
-from ...evaluation import RunRecord, run_strategy
+from ...evaluation import run_strategy
 from ...repro import seed_everything
 from ..common import loop_arguments
 from ..common.precision import check_precision
 from ..finetuning import PEFTClassifier, TuningConfig
+from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone
 from ..train_mask import TrainClassMaskPlugin
 from .prototype import PrototypeClassifier, PrototypeStrategy
 
@@ -74,17 +74,16 @@ def prepare_baseline(
     cfg: BaselineConfig,
     benchmark: ContinualBenchmark,
     *,
+    backbone: BackboneSource,
+    seed: int | None = None,
     name: str,
-    backbone: str | None = None,
-    backbone_factory: Callable[[], Backbone] | None = None,
-    seed: int = 0,
 ) -> tuple[Naive | JointTraining | PrototypeStrategy, ContinualBenchmark, dict[str, Any]]:
     """Everything :func:`run_baseline` runs, built but not run: the strategy on a freshly seeded
-    :class:`PEFTClassifier`, the benchmark and the configuration stored in the record."""
-    if (backbone is None) == (backbone_factory is None):
-        raise ValueError("give exactly one of backbone (a name) or backbone_factory")
+    :class:`PEFTClassifier`, the benchmark and the configuration stored in the record (arguments as
+    :func:`run_baseline`)."""
+    seed = default_seed(cfg, benchmark) if seed is None else seed
     seed_everything(seed)
-    pretrained = backbone_factory() if backbone_factory else load_backbone(backbone)
+    pretrained = make_backbone(backbone)
     masked = cfg.kind == "sequential"
     loop = loop_arguments(cfg, benchmark.n_experiences, "baseline device",
                           plugins=[TrainClassMaskPlugin()] if masked else [])
@@ -99,7 +98,7 @@ def prepare_baseline(
             criterion=torch.nn.CrossEntropyLoss(),
             **loop,
         )
-    config = {"method": name, "seed": seed, "backbone": backbone or "custom", **asdict(cfg)}
+    config = {"method": name, "seed": seed, "backbone": backbone_label(backbone, pretrained, None), **asdict(cfg)}
     return strategy, benchmark, config
 
 
@@ -107,12 +106,21 @@ def run_baseline(
     cfg: BaselineConfig,
     benchmark: ContinualBenchmark,
     *,
+    backbone: BackboneSource,
+    seed: int | None = None,
     name: str,
-    backbone: str | None = None,
-    backbone_factory: Callable[[], Backbone] | None = None,
-    seed: int = 0,
-) -> RunRecord:
-    """Seed, build a fresh :class:`PEFTClassifier` and run the baseline over ``benchmark``."""
-    strategy, benchmark, config = prepare_baseline(cfg, benchmark, name=name, backbone=backbone,
-                                                   backbone_factory=backbone_factory, seed=seed)
-    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.evaluates_untrained)
+) -> RunResult:
+    """Seed, build a fresh :class:`PEFTClassifier` (or the prototype classifier) and run the baseline over
+    ``benchmark``; return the record and the trained strategy.
+
+    Args:
+        cfg: the baseline (a method experiment's ``baselines[name]``, or built in code).
+        benchmark: the benchmark (a baseline config has none of its own).
+        backbone: a name, a model or a function returning one (:data:`~pecft_lib.methods.spec.BackboneSource`);
+            full fine-tuning and LoRA change it, so give each run a fresh one (a name or a function).
+        seed: default the ``seed`` of ``benchmark.info``, else 0 (:func:`~pecft_lib.methods.spec.default_seed`).
+        name: the run's name in its record (``"SeqFT"``, ``"Joint"``, ...).
+    """
+    strategy, benchmark, config = prepare_baseline(cfg, benchmark, backbone=backbone, seed=seed, name=name)
+    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.evaluates_untrained)
+    return RunResult(record, strategy)

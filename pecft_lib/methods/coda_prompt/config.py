@@ -107,10 +107,11 @@ class CodaPromptOptimConfig:
 @dataclass
 class CodaPromptExperimentConfig:
     """One CODA-Prompt experiment: backbone checkpoint, benchmark, method, optimisation, and the baselines it
-    is compared with on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
+    is compared with on the same backbone and benchmark (name → :class:`BaselineConfig`). ``backbone`` and
+    ``benchmark`` may be left out when the runner is given them (``run_*(cfg, benchmark, backbone=...)``)."""
 
-    backbone: str
-    benchmark: BenchmarkConfig
+    backbone: str | None = None
+    benchmark: BenchmarkConfig | None = None
     method: CodaPromptConfig = field(default_factory=CodaPromptConfig)
     optim: CodaPromptOptimConfig = field(default_factory=CodaPromptOptimConfig)
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)

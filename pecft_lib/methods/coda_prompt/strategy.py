@@ -11,12 +11,12 @@ orthogonality penalty; no gradient clipping. Evaluation: argmax over the seen cl
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
-from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, run_strategy
+from ...evaluation import run_strategy
 from ...repro import seed_everything
+from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone, resolve_benchmark
 from ..common import reference_cosine_lr
 from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import CodaPromptExperimentConfig, CodaPromptOptimConfig
@@ -35,17 +35,20 @@ def build_coda_prompt(model: CodaPromptModel, optim: CodaPromptOptimConfig, n_ex
 def prepare_coda_prompt(
     cfg: CodaPromptExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
 ) -> tuple[PromptStrategy, ContinualBenchmark, dict[str, Any]]:
-    """Everything :func:`run_coda_prompt` runs, built but not run: the strategy on a freshly seeded model, the
-    benchmark and the configuration stored in the record."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    """Everything :func:`run_coda_prompt` runs, built but not run: the strategy on a freshly seeded model, the benchmark
+    and the configuration stored in the record (arguments as :func:`run_coda_prompt`)."""
+    benchmark = resolve_benchmark(cfg, benchmark)
+    seed = default_seed(cfg, benchmark) if seed is None else seed
     seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = CodaPromptModel(backbone, benchmark.n_classes, benchmark.n_experiences, cfg.method)
+    pretrained = make_backbone(backbone, cfg.backbone)
+    model = CodaPromptModel(pretrained, benchmark.n_classes, benchmark.n_experiences, cfg.method)
     strategy = build_coda_prompt(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "coda_prompt", "seed": seed, "backbone": cfg.backbone, "coda_prompt": asdict(cfg.method),
+    config = {"method": "coda_prompt", "seed": seed, "backbone": backbone_label(backbone, pretrained, cfg.backbone),
+              "coda_prompt": asdict(cfg.method),
               "optim": asdict(cfg.optim)}
     return strategy, benchmark, config
 
@@ -53,13 +56,24 @@ def prepare_coda_prompt(
 def run_coda_prompt(
     cfg: CodaPromptExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
     name: str = "CODA-Prompt",
-) -> tuple[RunRecord, PromptStrategy]:
-    """Seed, build the model on a fresh backbone (one component group per experience of ``benchmark``), run
-    CODA-Prompt and return the record and the trained strategy (its ``model`` is a :class:`CodaPromptModel`)."""
-    strategy, benchmark, config = prepare_coda_prompt(cfg, benchmark, seed, backbone_factory)
+) -> RunResult:
+    """Seed, build the model on a fresh backbone, run CODA-Prompt over ``benchmark`` and return the record and the
+    trained strategy.
+
+    Args:
+        cfg: one experiment (``CodaPromptExperimentConfig``; a preset of ``configs/coda_prompt.yaml`` or built in code).
+        benchmark: default ``cfg.benchmark.build()``; any class-incremental Avalanche benchmark through
+            :meth:`~pecft_lib.benchmarks.ContinualBenchmark.from_avalanche`.
+        backbone: default ``cfg.backbone``; a name, a model or a function returning one
+            (:data:`~pecft_lib.methods.spec.BackboneSource`).
+        seed: default the ``pecft`` command's (:func:`~pecft_lib.methods.spec.default_seed`).
+        name: the run's name in its record.
+    """
+    strategy, benchmark, config = prepare_coda_prompt(cfg, benchmark, backbone=backbone, seed=seed)
     # no evaluation before training: an untrained head says nothing about forward transfer
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
-    return record, strategy
+    return RunResult(record, strategy)

@@ -5,14 +5,17 @@ from .precision import PRECISIONS, MixedPrecisionPlugin, autocast, check_precisi
 from .strategy import (
     ContinualPEFTModel,
     ContinualPEFTStrategy,
+    EpochLRSchedule,
     LoopConfig,
     LRSchedule,
     OptimizerFactory,
+    StatelessPlugin,
     loop_arguments,
     reference_cosine_lr,
 )
 
 __all__ = [
-    "ContinualPEFTModel", "ContinualPEFTStrategy", "LoopConfig", "LRSchedule", "MixedPrecisionPlugin", "OptimizerFactory",
-    "PRECISIONS", "TaskHeads", "autocast", "check_precision", "loop_arguments", "reference_cosine_lr", "strategy_precision", "upcast",
+    "ContinualPEFTModel", "ContinualPEFTStrategy", "EpochLRSchedule", "LoopConfig", "LRSchedule",
+    "MixedPrecisionPlugin", "OptimizerFactory", "PRECISIONS", "StatelessPlugin", "TaskHeads", "autocast",
+    "check_precision", "loop_arguments", "reference_cosine_lr", "strategy_precision", "upcast",
 ]

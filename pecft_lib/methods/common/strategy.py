@@ -4,11 +4,13 @@ Every method here follows the same protocol, taken from the reference implementa
 commit e08b00e; google-research/l2p, commit dd8836e; GT-RIPL/CODA-Prompt, commit 6417d4f):
 
 1. before training experience ``t`` the model adds that experience's pieces — a LoRA branch, an adapter,
-   a head — and freezes the earlier ones (:meth:`ContinualPEFTModel.begin_experience`);
+   a head — and freezes the earlier ones (:meth:`ContinualPEFTModel.begin_experience`, called by Avalanche's
+   model adaptation: the model is a :class:`~avalanche.models.DynamicModule`);
 2. a **fresh optimizer** is built over the parameters that are trainable now, and only those (the
    references create a new optimizer per task; a frozen parameter never enters it, so neither Adam's
    state nor weight decay can move it);
-3. the learning rate may follow a per-epoch schedule (InfLoRA's cosine, :func:`reference_cosine_lr`);
+3. the learning rate may follow a per-epoch schedule (InfLoRA's cosine, :func:`reference_cosine_lr`), applied
+   by the plugin :class:`EpochLRSchedule`;
 4. the cross-entropy of a training step runs over the current experience's classes only
    (:class:`~pecft_lib.methods.train_mask.TrainClassMaskPlugin`; InfLoRA's "local CE");
 5. evaluation uses the logits of all classes learned so far, without task identity.
@@ -23,6 +25,9 @@ import math
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
+from avalanche.benchmarks import CLExperience
+from avalanche.core import SupervisedPlugin
+from avalanche.models import DynamicModule
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
@@ -72,12 +77,42 @@ def reference_cosine_lr(epoch: int, epochs: int) -> float:
     return 1.0 if epochs <= 1 else math.cos(99 * math.pi * epoch / (200 * (epochs - 1)))
 
 
-class ContinualPEFTModel(nn.Module):
-    """A model that grows per experience. Subclasses implement :meth:`begin_experience`."""
+class ContinualPEFTModel(DynamicModule):
+    """A model that grows per experience: Avalanche's model adaptation calls :meth:`adaptation` before every
+    training experience, which calls :meth:`begin_experience` (subclasses implement it)."""
+
+    def adaptation(self, experience: CLExperience) -> None:
+        """Grow for a training ``experience`` (the model is in training mode); nothing at evaluation."""
+        if self.training:
+            self.begin_experience(sorted(experience.classes_in_this_experience))
 
     def begin_experience(self, classes: Sequence[int]) -> None:
         """Add the trainable pieces of a new experience over ``classes`` and freeze everything earlier."""
         raise NotImplementedError
+
+
+class StatelessPlugin(SupervisedPlugin):
+    """A plugin that keeps nothing beyond the current experience that is not the strategy's (checkpointed with
+    it), so run checkpoints (:mod:`pecft_lib.training`) need nothing from it."""
+
+
+class EpochLRSchedule(StatelessPlugin):
+    """Scale the optimizer's learning rates by ``schedule(epoch, epochs)`` at the start of every epoch, from the
+    rates it was built with in the experience (a fresh optimizer per experience restarts the schedule, as the
+    references re-create optimizer and scheduler per task)."""
+
+    def __init__(self, schedule: LRSchedule):
+        super().__init__()
+        self.schedule = schedule
+        self.base_lrs: list[float] = []
+
+    def before_training_exp(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        self.base_lrs = [group["lr"] for group in strategy.optimizer.param_groups]
+
+    def before_training_epoch(self, strategy: Any, *args: Any, **kwargs: Any) -> None:
+        factor = self.schedule(strategy.clock.train_exp_epochs, strategy.train_epochs)
+        for group, base in zip(strategy.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
 
 
 class ContinualPEFTStrategy(SupervisedTemplate):
@@ -106,34 +141,28 @@ class ContinualPEFTStrategy(SupervisedTemplate):
         if not isinstance(model, ContinualPEFTModel):
             raise TypeError(f"{type(self).__name__} needs a ContinualPEFTModel, got {type(model).__name__}")
         plugins = [TrainClassMaskPlugin(), *plugins] if mask_other_classes else list(plugins)
+        if lr_schedule is not None:
+            plugins.insert(0, EpochLRSchedule(lr_schedule))
         # Avalanche wants an optimizer now; the real one is built per experience in make_optimizer.
         placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(0))], lr=0.0)
         super().__init__(model=model, optimizer=placeholder, criterion=criterion or nn.CrossEntropyLoss(),
                          plugins=plugins, **kwargs)
         self.optimizer_factory = optimizer_factory
-        self.lr_schedule = lr_schedule
-        self._base_lrs: list[float] = []
 
     def check_model_and_optimizer(self, **kwargs: Any) -> None:
+        """Grow the model, then build a fresh optimizer over what is trainable now.
+
+        Overridden because no public hook gives this order: Avalanche's version builds the optimizer once
+        before the first adaptation — when the model has no trainable parameter yet — and afterwards updates it
+        in place (``update_optimizer`` keeps earlier parameter groups and Adam's state), while the references
+        build a new optimizer per task over the parameters trainable after the model has grown.
+        """
         self.model = self.model_adaptation()
         self.make_optimizer()
 
-    def model_adaptation(self, model: nn.Module | None = None) -> nn.Module:
-        model = self.model if model is None else model
-        if self.is_training:
-            model.begin_experience(sorted(self.experience.classes_in_this_experience))
-        return model.to(self.device)
-
     def make_optimizer(self, **kwargs: Any) -> None:
+        """A fresh optimizer (``optimizer_factory``) over the parameters trainable in this experience."""
         trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         if not trainable:
             raise RuntimeError(f"{type(self.model).__name__} has no trainable parameter in this experience")
         self.optimizer = self.optimizer_factory(trainable)
-        self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
-
-    def _before_training_epoch(self, **kwargs: Any) -> None:
-        if self.lr_schedule is not None:
-            factor = self.lr_schedule(self.clock.train_exp_epochs, self.train_epochs)
-            for group, base in zip(self.optimizer.param_groups, self._base_lrs):
-                group["lr"] = base * factor
-        super()._before_training_epoch(**kwargs)

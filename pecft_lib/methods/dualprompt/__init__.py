@@ -8,6 +8,8 @@ its prompt-free query q(x). The head reads [CLS]. Built on the shared skeleton
 loads checkpoints of the PyTorch port (JH-LEE-KR/dualprompt-pytorch, commit 7eb457d).
 """
 
+from ..prompting import PROMPT_STRATEGY_STATE
+from ..spec import experiments_method
 from .config import (
     DualPromptConfig,
     DualPromptExperimentConfig,
@@ -18,6 +20,15 @@ from .model import DualPromptModel
 from .strategy import build_dualprompt, prepare_dualprompt, run_dualprompt
 
 __all__ = [
-    "DualPromptConfig", "DualPromptExperimentConfig", "DualPromptModel", "DualPromptOptimConfig",
+    "METHOD", "DualPromptConfig", "DualPromptExperimentConfig", "DualPromptModel", "DualPromptOptimConfig",
     "DualPromptPresets", "build_dualprompt", "prepare_dualprompt", "run_dualprompt",
 ]
+
+
+METHOD = experiments_method(
+    "dualprompt", "DualPrompt", DualPromptPresets, DualPromptExperimentConfig, prepare_dualprompt,
+    strategy_state=(PROMPT_STRATEGY_STATE,),
+    references={"dualprompt-pytorch": "pecft_lib.methods.dualprompt.reference:from_reference_state_dict"},
+)
+"""DualPrompt in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/dualprompt.yaml``, its runs,
+the query cache in checkpoints, checkpoints of the PyTorch port."""

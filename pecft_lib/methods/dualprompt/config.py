@@ -15,9 +15,8 @@ from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
 from ..baselines import BaselineConfig
 from ..l2p import L2POptimConfig
-from ..prompting import EVAL_SCOPES
+from ..prompting import EVAL_SCOPES, PROMPT_INITS
 
-INITS = ("pytorch", "jax")
 PREFIX_LAYOUTS = ("jax", "pytorch_reshape")
 
 
@@ -81,8 +80,8 @@ class DualPromptConfig:
             raise ConfigError(f"g_length must be at least 1 when g_layers is set, got {self.g_length}")
         if self.pull_coefficient < 0:
             raise ConfigError(f"pull_coefficient must be non-negative, got {self.pull_coefficient}")
-        if self.init not in INITS:
-            raise UnknownNameError("DualPrompt init", self.init, INITS)
+        if self.init not in PROMPT_INITS:
+            raise UnknownNameError("DualPrompt init", self.init, PROMPT_INITS)
         if self.prefix_layout not in PREFIX_LAYOUTS:
             raise UnknownNameError("DualPrompt prefix layout", self.prefix_layout, PREFIX_LAYOUTS)
         if self.eval_scope not in EVAL_SCOPES:
@@ -101,10 +100,11 @@ class DualPromptOptimConfig(L2POptimConfig):
 @dataclass
 class DualPromptExperimentConfig:
     """One DualPrompt experiment: backbone checkpoint, benchmark, method, optimisation, and the baselines it
-    is compared with on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
+    is compared with on the same backbone and benchmark (name → :class:`BaselineConfig`). ``backbone`` and
+    ``benchmark`` may be left out when the runner is given them (``run_*(cfg, benchmark, backbone=...)``)."""
 
-    backbone: str
-    benchmark: BenchmarkConfig
+    backbone: str | None = None
+    benchmark: BenchmarkConfig | None = None
     method: DualPromptConfig = field(default_factory=DualPromptConfig)
     optim: DualPromptOptimConfig = field(default_factory=DualPromptOptimConfig)
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)

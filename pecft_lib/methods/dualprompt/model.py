@@ -11,9 +11,7 @@ from torch import nn
 from ...backbones import Backbone, as_backbone
 from ...backbones.attention import Prefix
 from ...errors import ConfigError
-from ..common.precision import upcast
-from ..l2p.model import l2_normalize, majority_vote, top_ids
-from ..prompting import Prompting, PromptClassifier
+from ..prompting import KeyQuerySelection, PromptClassifier, Prompting, init_prompts, majority_vote, top_ids
 from .config import DualPromptConfig
 
 KEY, VALUE = 0, 1
@@ -21,7 +19,7 @@ KEY, VALUE = 0, 1
 commit dd8836e)."""
 
 
-class DualPromptModel(PromptClassifier):
+class DualPromptModel(KeyQuerySelection, PromptClassifier):
     """A frozen backbone with a shared G-prompt and one E-prompt per task, both as attention prefixes.
 
     Parameters (``D`` = width):
@@ -56,9 +54,7 @@ class DualPromptModel(PromptClassifier):
         self.g_prompt = nn.Parameter(torch.empty(len(config.g_layers), 2, config.g_length, width))
         self.e_prompts = nn.Parameter(torch.empty(config.pool_size, len(config.e_layers), 2, config.e_length, width))
         self.keys = nn.Parameter(torch.empty(config.pool_size, width))
-        low, high = (0.0, 0.01) if config.init == "jax" else (-1.0, 1.0)
-        for parameter in (self.g_prompt, self.e_prompts, self.keys):
-            nn.init.uniform_(parameter, low, high)
+        init_prompts((self.g_prompt, self.e_prompts, self.keys), config.init)
         self.task: int | None = None
 
     def begin_experience(self, classes: Sequence[int]) -> None:
@@ -74,10 +70,6 @@ class DualPromptModel(PromptClassifier):
                 self.e_prompts[task] = self.e_prompts[task - 1]
         self.task = task
 
-    def similarity(self, query: torch.Tensor) -> torch.Tensor:
-        """``[B, M]`` cosine similarity of the queries and the keys."""
-        return l2_normalize(query) @ l2_normalize(self.keys).T
-
     def select(self, similarity: torch.Tensor) -> torch.Tensor:
         """``[B, 1]`` E-prompt ids: the current task's while training, else per-sample (or voted) top-1."""
         if self.training and self.task is not None:
@@ -86,13 +78,6 @@ class DualPromptModel(PromptClassifier):
         if self.config.batchwise_selection:
             ids = majority_vote(ids, self.config.pool_size).expand(len(ids), -1)
         return ids
-
-    @torch.no_grad()
-    def prompt_ids(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The E-prompt ids :meth:`forward` uses for ``inputs`` in the current mode, ``[B, 1]``."""
-        query = self.query(inputs)
-        with torch.autocast(query.device.type, enabled=False):  # as in forward: selection in float32
-            return self.select(self.similarity(upcast(query)))
 
     def prefixes(self, ids: torch.Tensor) -> dict[int, Prefix]:
         """``{block: (keys, values)}`` for E-prompt ids ``[B, 1]``: ``[G; E]`` where a block has both."""

@@ -11,13 +11,13 @@ bit-identical. Evaluation is an argmax over all classes of the benchmark (JAX/Py
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
-from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
 from ...errors import ConfigError
-from ...evaluation import RunRecord, run_strategy
+from ...evaluation import run_strategy
 from ...repro import seed_everything
+from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone, resolve_benchmark
 from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import DualPromptExperimentConfig, DualPromptOptimConfig
 from .model import DualPromptModel
@@ -39,17 +39,20 @@ def build_dualprompt(model: DualPromptModel, optim: DualPromptOptimConfig, n_exp
 def prepare_dualprompt(
     cfg: DualPromptExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
 ) -> tuple[PromptStrategy, ContinualBenchmark, dict[str, Any]]:
-    """Everything :func:`run_dualprompt` runs, built but not run: the strategy on a freshly seeded model, the
-    benchmark and the configuration stored in the record."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    """Everything :func:`run_dualprompt` runs, built but not run: the strategy on a freshly seeded model, the benchmark
+    and the configuration stored in the record (arguments as :func:`run_dualprompt`)."""
+    benchmark = resolve_benchmark(cfg, benchmark)
+    seed = default_seed(cfg, benchmark) if seed is None else seed
     seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = DualPromptModel(backbone, benchmark.n_classes, cfg.method)
+    pretrained = make_backbone(backbone, cfg.backbone)
+    model = DualPromptModel(pretrained, benchmark.n_classes, cfg.method)
     strategy = build_dualprompt(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "dualprompt", "seed": seed, "backbone": cfg.backbone, "dualprompt": asdict(cfg.method),
+    config = {"method": "dualprompt", "seed": seed, "backbone": backbone_label(backbone, pretrained, cfg.backbone),
+              "dualprompt": asdict(cfg.method),
               "optim": {**asdict(cfg.optim), "effective_lr": cfg.optim.effective_lr}}
     return strategy, benchmark, config
 
@@ -57,13 +60,24 @@ def prepare_dualprompt(
 def run_dualprompt(
     cfg: DualPromptExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
     name: str = "DualPrompt",
-) -> tuple[RunRecord, PromptStrategy]:
-    """Seed, build the model on a fresh backbone, run DualPrompt over ``benchmark`` and return the record and
-    the trained strategy (its ``model`` answers :meth:`DualPromptModel.prompt_ids`)."""
-    strategy, benchmark, config = prepare_dualprompt(cfg, benchmark, seed, backbone_factory)
+) -> RunResult:
+    """Seed, build the model on a fresh backbone, run DualPrompt over ``benchmark`` and return the record and the
+    trained strategy.
+
+    Args:
+        cfg: one experiment (``DualPromptExperimentConfig``; a preset of ``configs/dualprompt.yaml`` or built in code).
+        benchmark: default ``cfg.benchmark.build()``; any class-incremental Avalanche benchmark through
+            :meth:`~pecft_lib.benchmarks.ContinualBenchmark.from_avalanche`.
+        backbone: default ``cfg.backbone``; a name, a model or a function returning one
+            (:data:`~pecft_lib.methods.spec.BackboneSource`).
+        seed: default the ``pecft`` command's (:func:`~pecft_lib.methods.spec.default_seed`).
+        name: the run's name in its record.
+    """
+    strategy, benchmark, config = prepare_dualprompt(cfg, benchmark, backbone=backbone, seed=seed)
     # no evaluation before training: an untrained head says nothing about forward transfer
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
-    return record, strategy
+    return RunResult(record, strategy)

@@ -8,16 +8,26 @@ interfere with them. Official code: liangyanshuo/InfLoRA (commit e08b00e); see a
 ``book/inflora``.
 """
 
+from ..spec import experiments_method
 from .analysis import branch_interference
 from .config import InfLoRAConfig, InfLoRAExperimentConfig, InfLoRAOptimConfig, InfLoRAPresets
 from .layers import InfLoRALinear
 from .model import InfLoRAModel
-from .strategy import InfLoRA, build_inflora, make_optimizer_factory, prepare_inflora, run_inflora
+from .strategy import INFLORA_STATE, InfLoRA, build_inflora, make_optimizer_factory, prepare_inflora, run_inflora
 from .subspace import SubspaceMemory, design_down_projection, threshold_at
 
 __all__ = [
-    "InfLoRA", "InfLoRAConfig", "InfLoRAExperimentConfig", "InfLoRALinear", "InfLoRAModel", "InfLoRAOptimConfig",
-    "InfLoRAPresets",
-    "SubspaceMemory", "branch_interference", "build_inflora", "design_down_projection", "make_optimizer_factory", "prepare_inflora", "run_inflora",
-    "threshold_at",
+    "METHOD", "InfLoRA", "InfLoRAConfig", "InfLoRAExperimentConfig", "InfLoRALinear", "InfLoRAModel",
+    "InfLoRAOptimConfig", "InfLoRAPresets", "SubspaceMemory", "branch_interference", "build_inflora",
+    "design_down_projection", "make_optimizer_factory", "prepare_inflora", "run_inflora", "threshold_at",
 ]
+
+
+METHOD = experiments_method(
+    "inflora", "InfLoRA", InfLoRAPresets, InfLoRAExperimentConfig, prepare_inflora,
+    extra=lambda cfg, run: (lambda strategy: {"subspace": list(strategy.history)}) if run == "InfLoRA" else None,
+    strategy_state=(INFLORA_STATE,),
+    references={"inflora": "pecft_lib.methods.inflora.reference:from_reference_state_dict"},
+)
+"""InfLoRA in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/inflora.yaml``, its runs, the
+subspace history in records, the memories in checkpoints, checkpoints of the authors' code."""

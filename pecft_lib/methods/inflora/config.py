@@ -86,10 +86,11 @@ class InfLoRAOptimConfig:
 @dataclass
 class InfLoRAExperimentConfig:
     """One InfLoRA experiment: backbone checkpoint, benchmark, method, optimisation, and the baselines it is
-    compared with on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
+    compared with on the same backbone and benchmark (name → :class:`BaselineConfig`). ``backbone`` and
+    ``benchmark`` may be left out when the runner is given them (``run_*(cfg, benchmark, backbone=...)``)."""
 
-    backbone: str
-    benchmark: BenchmarkConfig
+    backbone: str | None = None
+    benchmark: BenchmarkConfig | None = None
     method: InfLoRAConfig = field(default_factory=InfLoRAConfig)
     optim: InfLoRAOptimConfig = field(default_factory=InfLoRAOptimConfig)
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)

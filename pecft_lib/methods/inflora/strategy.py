@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader
 
-from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, run_strategy
+from ...evaluation import run_strategy
 from ...repro import seed_everything
-from ..common import ContinualPEFTStrategy, loop_arguments, reference_cosine_lr
+from ..common import ContinualPEFTStrategy, StatelessPlugin, loop_arguments, reference_cosine_lr
+from ..spec import (BackboneSource, RunResult, StrategyState, backbone_label, default_seed, make_backbone,
+                    resolve_benchmark)
 from .config import InfLoRAExperimentConfig, InfLoRAOptimConfig
 from .model import InfLoRAModel
 from .subspace import SubspaceMemory, design_down_projection, threshold_at
@@ -37,6 +38,14 @@ def make_optimizer_factory(optim: InfLoRAOptimConfig) -> Callable:
                                                betas=(0.9, 0.999))
     return lambda params: torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum,
                                           weight_decay=optim.weight_decay)
+
+
+class _MemoryUpdate(StatelessPlugin):
+    """Calls :meth:`InfLoRA.update_memories` after every training experience (the memories are the strategy's
+    checkpoint state)."""
+
+    def after_training_exp(self, strategy: "InfLoRA", *args: Any, **kwargs: Any) -> None:
+        strategy.update_memories()
 
 
 class InfLoRA(ContinualPEFTStrategy):
@@ -53,8 +62,10 @@ class InfLoRA(ContinualPEFTStrategy):
             ``t``'s down-projections were designed against).
     """
 
-    def __init__(self, *, model: InfLoRAModel, optimizer_factory: Callable, n_experiences: int, **kwargs: Any):
-        super().__init__(model=model, optimizer_factory=optimizer_factory, **kwargs)
+    def __init__(self, *, model: InfLoRAModel, optimizer_factory: Callable, n_experiences: int,
+                 plugins: Sequence[Any] = (), **kwargs: Any):
+        super().__init__(model=model, optimizer_factory=optimizer_factory, plugins=[*plugins, _MemoryUpdate()],
+                         **kwargs)
         self.n_experiences = n_experiences
         self.memories: list[SubspaceMemory] = []
         self.history: list[dict[str, Any]] = []
@@ -87,7 +98,8 @@ class InfLoRA(ContinualPEFTStrategy):
             self._subspace_seconds = time.perf_counter() - start
         return model
 
-    def _after_training_exp(self, **kwargs: Any) -> None:
+    def update_memories(self) -> None:
+        """Grow every block's memory with the finished task's input subspace (step 4 of the module docstring)."""
         start = time.perf_counter()
         task = self.model.n_tasks - 1
         config = self.model.config
@@ -108,7 +120,6 @@ class InfLoRA(ContinualPEFTStrategy):
             "memory_kinds": [memory.kind for memory in self.memories],
             "subspace_seconds": self._subspace_seconds,
         })
-        super()._after_training_exp(**kwargs)
 
 
 def build_inflora(
@@ -127,17 +138,19 @@ def build_inflora(
 def prepare_inflora(
     cfg: InfLoRAExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
 ) -> tuple[InfLoRA, ContinualBenchmark, dict[str, Any]]:
-    """Everything :func:`run_inflora` runs, built but not run: the strategy on a freshly seeded model, the
-    benchmark and the configuration stored in the record."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    """Everything :func:`run_inflora` runs, built but not run: the strategy on a freshly seeded model, the benchmark
+    and the configuration stored in the record (arguments as :func:`run_inflora`)."""
+    benchmark = resolve_benchmark(cfg, benchmark)
+    seed = default_seed(cfg, benchmark) if seed is None else seed
     seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = InfLoRAModel(backbone, benchmark.n_classes, cfg.method)
+    pretrained = make_backbone(backbone, cfg.backbone)
+    model = InfLoRAModel(pretrained, benchmark.n_classes, cfg.method)
     strategy = build_inflora(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "inflora", "seed": seed, "backbone": cfg.backbone,
+    config = {"method": "inflora", "seed": seed, "backbone": backbone_label(backbone, pretrained, cfg.backbone),
               "inflora": asdict(cfg.method), "optim": asdict(cfg.optim)}
     return strategy, benchmark, config
 
@@ -145,14 +158,47 @@ def prepare_inflora(
 def run_inflora(
     cfg: InfLoRAExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
     name: str = "InfLoRA",
-) -> tuple[RunRecord, InfLoRA]:
-    """Seed, build the model on a fresh backbone, run InfLoRA over ``benchmark`` and return the record and
-    the trained strategy (its ``model``, ``memories`` and ``history``)."""
-    strategy, benchmark, config = prepare_inflora(cfg, benchmark, seed, backbone_factory)
+) -> RunResult:
+    """Seed, build the model on a fresh backbone, run InfLoRA over ``benchmark`` and return the record and the
+    trained strategy.
+
+    Args:
+        cfg: one experiment (``InfLoRAExperimentConfig``; a preset of ``configs/inflora.yaml`` or built in code).
+        benchmark: default ``cfg.benchmark.build()``; any class-incremental Avalanche benchmark through
+            :meth:`~pecft_lib.benchmarks.ContinualBenchmark.from_avalanche`.
+        backbone: default ``cfg.backbone``; a name, a model or a function returning one
+            (:data:`~pecft_lib.methods.spec.BackboneSource`).
+        seed: default the ``pecft`` command's (:func:`~pecft_lib.methods.spec.default_seed`).
+        name: the run's name in its record.
+    """
+    strategy, benchmark, config = prepare_inflora(cfg, benchmark, backbone=backbone, seed=seed)
     # no evaluation before training: the untrained model has no head, so there is no forward transfer to measure
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False,
                           extra=lambda: {"subspace": list(strategy.history)})
-    return record, strategy
+    return RunResult(record, strategy)
+
+
+def _memory_data(memory: SubspaceMemory) -> dict[str, Any]:
+    return {"basis": memory.basis, "kind": memory.kind, "dual": memory.dual}
+
+
+def _save_inflora(strategy: InfLoRA) -> dict[str, Any]:
+    return {
+        "memories": [_memory_data(memory) for memory in strategy.memories],
+        "memory_history": [[_memory_data(memory) for memory in memories] for memories in strategy.memory_history],
+        "history": list(strategy.history),
+    }
+
+
+def _load_inflora(strategy: InfLoRA, state: dict[str, Any]) -> None:
+    strategy.memories = [SubspaceMemory(**data) for data in state["memories"]]
+    strategy.memory_history = [[SubspaceMemory(**data) for data in memories] for memories in state["memory_history"]]
+    strategy.history = list(state["history"])
+
+
+INFLORA_STATE = StrategyState(InfLoRA, _save_inflora, _load_inflora)
+"""InfLoRA's checkpoint state: the subspace memories, their per-task copies and the per-task history."""

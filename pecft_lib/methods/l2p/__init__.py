@@ -7,11 +7,22 @@ shared skeleton :mod:`pecft_lib.methods.prompting`. Official code: google-resear
 setting at 98b10ea) and its PyTorch port JH-LEE-KR/l2p-pytorch (commit f7bc994).
 """
 
+from ..prompting import PROMPT_STRATEGY_STATE
+from ..spec import experiments_method
 from .config import L2PConfig, L2PExperimentConfig, L2POptimConfig, L2PPresets
-from .model import L2PModel, l2_normalize, majority_vote, top_ids
+from .model import L2PModel
 from .strategy import build_l2p, prepare_l2p, run_l2p
 
 __all__ = [
-    "L2PConfig", "L2PExperimentConfig", "L2PModel", "L2POptimConfig", "L2PPresets", "build_l2p", "l2_normalize",
-    "majority_vote", "prepare_l2p", "run_l2p", "top_ids",
+    "METHOD", "L2PConfig", "L2PExperimentConfig", "L2PModel", "L2POptimConfig", "L2PPresets", "build_l2p",
+    "prepare_l2p", "run_l2p",
 ]
+
+
+METHOD = experiments_method(
+    "l2p", "L2P", L2PPresets, L2PExperimentConfig, prepare_l2p,
+    strategy_state=(PROMPT_STRATEGY_STATE,),
+    references={"l2p-pytorch": "pecft_lib.methods.l2p.reference:from_reference_state_dict"},
+)
+"""L2P in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/l2p.yaml``, its runs (``L2P`` and the
+baselines of each experiment), the query cache in checkpoints, PyTorch-L2P checkpoints."""

@@ -15,9 +15,8 @@ from ...benchmarks import BenchmarkConfig
 from ...errors import ConfigError, UnknownNameError
 from ..baselines import BaselineConfig
 from ..common.precision import check_precision
-from ..prompting import EVAL_SCOPES
+from ..prompting import EVAL_SCOPES, PROMPT_INITS
 
-INITS = ("pytorch", "jax")
 POSITION_EMBEDDINGS = ("cls_copy", "none")
 
 
@@ -58,8 +57,8 @@ class L2PConfig:
             raise ConfigError(f"top_k={self.top_k} prompts cannot be selected from a pool of {self.pool_size}")
         if self.pull_coefficient < 0:
             raise ConfigError(f"pull_coefficient must be non-negative, got {self.pull_coefficient}")
-        if self.init not in INITS:
-            raise UnknownNameError("L2P init", self.init, INITS)
+        if self.init not in PROMPT_INITS:
+            raise UnknownNameError("L2P init", self.init, PROMPT_INITS)
         if self.position_embedding not in POSITION_EMBEDDINGS:
             raise UnknownNameError("L2P prompt position embedding", self.position_embedding, POSITION_EMBEDDINGS)
         if self.eval_scope not in EVAL_SCOPES:
@@ -107,10 +106,11 @@ class L2POptimConfig:
 @dataclass
 class L2PExperimentConfig:
     """One L2P experiment: backbone checkpoint, benchmark, method, optimisation, and the baselines it is
-    compared with on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
+    compared with on the same backbone and benchmark (name → :class:`BaselineConfig`). ``backbone`` and
+    ``benchmark`` may be left out when the runner is given them (``run_*(cfg, benchmark, backbone=...)``)."""
 
-    backbone: str
-    benchmark: BenchmarkConfig
+    backbone: str | None = None
+    benchmark: BenchmarkConfig | None = None
     method: L2PConfig = field(default_factory=L2PConfig)
     optim: L2POptimConfig = field(default_factory=L2POptimConfig)
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)

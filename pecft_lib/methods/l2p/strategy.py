@@ -9,12 +9,12 @@ key pull; evaluation is an argmax over all classes of the benchmark (JAX/PyTorch
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
-from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, run_strategy
+from ...evaluation import run_strategy
 from ...repro import seed_everything
+from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone, resolve_benchmark
 from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import L2PExperimentConfig, L2POptimConfig
 from .model import L2PModel
@@ -28,17 +28,20 @@ def build_l2p(model: L2PModel, optim: L2POptimConfig, n_experiences: int, plugin
 def prepare_l2p(
     cfg: L2PExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
 ) -> tuple[PromptStrategy, ContinualBenchmark, dict[str, Any]]:
     """Everything :func:`run_l2p` runs, built but not run: the strategy on a freshly seeded model, the benchmark
-    and the configuration stored in the record."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
+    and the configuration stored in the record (arguments as :func:`run_l2p`)."""
+    benchmark = resolve_benchmark(cfg, benchmark)
+    seed = default_seed(cfg, benchmark) if seed is None else seed
     seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory else load_backbone(cfg.backbone)
-    model = L2PModel(backbone, benchmark.n_classes, cfg.method)
+    pretrained = make_backbone(backbone, cfg.backbone)
+    model = L2PModel(pretrained, benchmark.n_classes, cfg.method)
     strategy = build_l2p(model, cfg.optim, benchmark.n_experiences)
-    config = {"method": "l2p", "seed": seed, "backbone": cfg.backbone, "l2p": asdict(cfg.method),
+    config = {"method": "l2p", "seed": seed, "backbone": backbone_label(backbone, pretrained, cfg.backbone),
+              "l2p": asdict(cfg.method),
               "optim": {**asdict(cfg.optim), "effective_lr": cfg.optim.effective_lr}}
     return strategy, benchmark, config
 
@@ -46,13 +49,24 @@ def prepare_l2p(
 def run_l2p(
     cfg: L2PExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
-    seed: int = 0,
-    backbone_factory: Callable[[], Backbone] | None = None,
+    *,
+    backbone: BackboneSource = None,
+    seed: int | None = None,
     name: str = "L2P",
-) -> tuple[RunRecord, PromptStrategy]:
+) -> RunResult:
     """Seed, build the model on a fresh backbone, run L2P over ``benchmark`` and return the record and the
-    trained strategy (its ``model`` answers :meth:`L2PModel.prompt_ids`)."""
-    strategy, benchmark, config = prepare_l2p(cfg, benchmark, seed, backbone_factory)
+    trained strategy.
+
+    Args:
+        cfg: one experiment (``L2PExperimentConfig``; a preset of ``configs/l2p.yaml`` or built in code).
+        benchmark: default ``cfg.benchmark.build()``; any class-incremental Avalanche benchmark through
+            :meth:`~pecft_lib.benchmarks.ContinualBenchmark.from_avalanche`.
+        backbone: default ``cfg.backbone``; a name, a model or a function returning one
+            (:data:`~pecft_lib.methods.spec.BackboneSource`).
+        seed: default the ``pecft`` command's (:func:`~pecft_lib.methods.spec.default_seed`).
+        name: the run's name in its record.
+    """
+    strategy, benchmark, config = prepare_l2p(cfg, benchmark, backbone=backbone, seed=seed)
     # no evaluation before training: an untrained head says nothing about forward transfer
     record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
-    return record, strategy
+    return RunResult(record, strategy)

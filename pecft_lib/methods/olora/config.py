@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from ...benchmarks import BenchmarkConfig
 from ...benchmarks.olora_text import OLORA_TEST_SIZE, ORDERS
-from ...errors import ConfigError
+from ...backbones.t5 import T5_ARCHITECTURES
+from ...errors import ConfigError, UnknownNameError
 from ..baselines import BaselineConfig
 from ..common.precision import check_precision
 
@@ -45,19 +46,19 @@ class OLoRAConfig:
 
     def __post_init__(self) -> None:
         if self.rank < 1:
-            raise ConfigError(f"olora.rank must be a positive integer, got {self.rank}")
+            raise ConfigError(f"method.rank must be a positive integer, got {self.rank}")
         if self.alpha <= 0:
-            raise ConfigError(f"olora.alpha must be positive (the scaling is alpha / rank), got {self.alpha}")
+            raise ConfigError(f"method.alpha must be positive (the scaling is alpha / rank), got {self.alpha}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"olora.dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"method.dropout must be in [0, 1), got {self.dropout}")
         if not self.targets or not set(self.targets) <= set(LORA_TARGETS) or len(set(self.targets)) < len(self.targets):
-            raise ConfigError(f"olora.targets must be distinct names among q, k, v; got {self.targets}")
+            raise ConfigError(f"method.targets must be distinct names among q, k, v; got {self.targets}")
         for name in ("lambda_orth", "lambda_l2"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"olora.{name} must be >= 0 (a penalty weight), got {getattr(self, name)}")
+                raise ConfigError(f"method.{name} must be >= 0 (a penalty weight), got {getattr(self, name)}")
         if self.orthogonality not in ORTHOGONALITY_FORMS:
             raise ConfigError(
-                f"olora.orthogonality must be one of {', '.join(ORTHOGONALITY_FORMS)} (reference code: L1 of the "
+                f"method.orthogonality must be one of {', '.join(ORTHOGONALITY_FORMS)} (reference code: L1 of the "
                 f"cross-Gram entries; paper: squared entries), got {self.orthogonality!r}"
             )
 
@@ -68,7 +69,7 @@ class OLoRAConfig:
 
 
 @dataclass
-class OptimConfig:
+class OLoRAOptimConfig:
     """AdamW with a constant learning rate and a fresh optimizer per experience (the reference's scripts)."""
 
     lr: float = 1e-3
@@ -92,15 +93,16 @@ class OptimConfig:
 
 
 @dataclass
-class OLoRAClassifierConfig:
+class OLoRAExperimentConfig:
     """O-LoRA on a frozen encoder :class:`~pecft_lib.backbones.Backbone` with one linear head per experience,
     over a class-incremental benchmark; ``seed`` seeds the adapters, heads and data order. ``baselines`` are
-    compared with it on the same backbone and benchmark (name → :class:`BaselineConfig`)."""
+    compared with it on the same backbone and benchmark (name → :class:`BaselineConfig`). ``backbone`` and
+    ``benchmark`` may be left out when the runner is given them (``run_olora(cfg, benchmark, backbone=...)``)."""
 
-    backbone: str
-    benchmark: BenchmarkConfig
-    olora: OLoRAConfig = field(default_factory=OLoRAConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    backbone: str | None = None
+    benchmark: BenchmarkConfig | None = None
+    method: OLoRAConfig = field(default_factory=OLoRAConfig)
+    optim: OLoRAOptimConfig = field(default_factory=OLoRAOptimConfig)
     seed: int = 0
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)
 
@@ -127,11 +129,13 @@ class OLoRAGenerativeConfig:
     max_source_length: int = 512
     max_target_length: int = 50
     max_new_tokens: int = 50
-    olora: OLoRAConfig = field(default_factory=OLoRAConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    method: OLoRAConfig = field(default_factory=OLoRAConfig)
+    optim: OLoRAOptimConfig = field(default_factory=OLoRAOptimConfig)
     seed: int = 42  # the HF Trainer's default seed, which O-LoRA's scripts keep
 
     def __post_init__(self) -> None:
+        if self.model not in T5_ARCHITECTURES:
+            raise UnknownNameError("T5 model", self.model, T5_ARCHITECTURES)
         if self.order not in ORDERS:
             raise ConfigError(f"order must be one of {', '.join(map(str, ORDERS))} (O-LoRA's task orders), "
                               f"got {self.order!r}")
@@ -141,23 +145,27 @@ class OLoRAGenerativeConfig:
 
 
 @dataclass
-class OLoRAExperiments:
-    """``configs/olora.yaml``: per profile, the experiments of the O-LoRA chapter (absent ones are ``None``)."""
+class OLoRAPresets:
+    """``configs/olora.yaml``: per profile, named experiments of encoder classifiers (quick: ``text``,
+    ``vision``) and O-LoRA's own generative T5 experiment (paper: ``generative``), which has a loop of its own."""
 
-    text: OLoRAClassifierConfig | None = None
-    vision: OLoRAClassifierConfig | None = None
+    experiments: dict[str, OLoRAExperimentConfig] = field(default_factory=dict)
     generative: OLoRAGenerativeConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.text is None and self.vision is None and self.generative is None:
-            raise ConfigError("an O-LoRA config needs at least one of the experiments text, vision, generative")
+        if not self.experiments and self.generative is None:
+            raise ConfigError("an O-LoRA config needs at least one experiment (experiments: {name: ...}) or the "
+                              "generative one")
+        if "generative" in self.experiments:
+            raise ConfigError("'generative' names O-LoRA's T5 experiment; give the classifier experiment another "
+                              "name")
 
 
-Experiment = TypeVar("Experiment", OLoRAClassifierConfig, OLoRAGenerativeConfig)
+Experiment = TypeVar("Experiment", OLoRAExperimentConfig, OLoRAGenerativeConfig)
 
 
 def inclora(cfg: Experiment) -> Experiment:
     """The IncLoRA baseline of the O-LoRA paper: the same experiment, a new LoRA per task, no orthogonality
     constraint (``lambda_orth = 0``; Wang et al., EMNLP Findings 2023). ``lambda_l2`` is kept (0 in every
     standard recipe)."""
-    return replace(cfg, olora=replace(cfg.olora, lambda_orth=0.0))
+    return replace(cfg, method=replace(cfg.method, lambda_orth=0.0))

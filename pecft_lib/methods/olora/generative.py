@@ -32,6 +32,7 @@ from ...errors import CheckpointNotFoundError, UnknownNameError
 from ...evaluation import PeakMemory, RunRecord, count_trainable_parameters
 from ...repro import check_device, seed_everything
 from ..common.precision import autocast, check_device_precision
+from ..spec import RunResult
 from .adapters import ModuleFactors, add_task_adapter, lora_layers, target_modules, task_factors
 from .config import OLoRAConfig, OLoRAGenerativeConfig
 from .loss import PenaltyRecord, olora_penalties
@@ -135,7 +136,7 @@ def train_task(model: OLoRASeq2Seq, examples: Sequence[PromptExample], tokenizer
     """Train the newest adapter on ``examples``: fresh AdamW, constant learning rate, ``cfg.optim.epochs`` shuffled
     passes, loss ``CE + λ1 · orth + λ2 · l2`` (``src/uie_trainer_lora.py`` of cmnfriend/O-LoRA); with
     ``optim.precision=bf16`` the model's forward runs under bfloat16 autocast, the penalties and the update in float32."""
-    optim, lora = cfg.optim, cfg.olora
+    optim, lora = cfg.optim, cfg.method
     device = next(model.parameters()).device
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=optim.lr, weight_decay=optim.weight_decay)
@@ -208,8 +209,9 @@ def run_olora_generative(
     name: str = "O-LoRA",
     penalty_log: list[PenaltyRecord] | None = None,
     save_to: str | Path | None = None,
-) -> RunRecord:
-    """Train O-LoRA task by task and return the record of per-dataset exact matches.
+) -> RunResult:
+    """Train O-LoRA task by task and return the record of per-dataset exact matches and the trained
+    :class:`OLoRASeq2Seq` (this loop has no Avalanche strategy).
 
     Args:
         tasks: default :func:`~pecft_lib.benchmarks.olora_text.olora_generative_tasks` with ``cfg``'s data settings.
@@ -229,12 +231,11 @@ def run_olora_generative(
     tokenizer = tokenizer if tokenizer is not None else load_t5_tokenizer(cfg.model, cfg.local_path)
     seed_everything(cfg.seed)
     base = model_factory() if model_factory is not None else create_t5(cfg.model, True, cfg.local_path)
-    model = OLoRASeq2Seq(base, cfg.olora).to(device)
+    model = OLoRASeq2Seq(base, cfg.method).to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     matrix = np.full((len(tasks), len(tasks)), np.nan)
     timings: dict[str, list] = {"train_seconds": [], "eval_seconds": [], "peak_memory_mib": [],
                                 "trainable_parameters": []}
-    record = None
     for stage, task in enumerate(tasks):
         model.begin_task()
         with PeakMemory(device) as memory:
@@ -254,5 +255,4 @@ def run_olora_generative(
         )
         if save_to is not None:
             record.save(save_to)
-    assert record is not None
-    return record
+    return RunResult(record, model)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from ...backbones import Backbone, load_backbone
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import RunRecord, run_strategy
+from ...evaluation import run_strategy
 from ...repro import seed_everything
 from ..common import ContinualPEFTStrategy, OptimizerFactory, loop_arguments
-from .config import OLoRAClassifierConfig
+from ..spec import (BackboneSource, RunResult, StrategyState, backbone_label, default_seed, make_backbone,
+                    resolve_benchmark)
+from .config import OLoRAConfig, OLoRAExperimentConfig, OLoRAOptimConfig
 from .loss import PenaltyRecord, olora_penalties
 from .model import OLoRAClassifier
 
@@ -65,12 +66,12 @@ class OLoRA(ContinualPEFTStrategy):
         return loss
 
 
-def build_olora_strategy(model: OLoRAClassifier, cfg: OLoRAClassifierConfig,
-                         penalty_log: list[PenaltyRecord] | None = None, n_experiences: int | None = None) -> OLoRA:
-    """O-LoRA with AdamW at ``cfg.optim.lr`` (constant; a fresh optimizer per experience) and the accuracy-matrix
-    evaluator over ``n_experiences`` experiences (default ``cfg.benchmark.n_experiences``; :func:`prepare_olora`
-    passes the benchmark's own count)."""
-    optim, lora = cfg.optim, cfg.olora
+def build_olora(model: OLoRAClassifier, optim: OLoRAOptimConfig, n_experiences: int, plugins: tuple = (),
+                method: OLoRAConfig | None = None, penalty_log: list[PenaltyRecord] | None = None) -> OLoRA:
+    """The strategy with AdamW at ``optim.lr`` (constant; a fresh optimizer per experience), the loss weights of
+    ``method`` (default: those the model was built with) and the accuracy-matrix evaluator; ``penalty_log``
+    receives the loss terms of every step."""
+    lora = model.lora if method is None else method
     return OLoRA(
         model=model,
         optimizer_factory=lambda params: torch.optim.AdamW(params, lr=optim.lr, weight_decay=optim.weight_decay),
@@ -78,42 +79,68 @@ def build_olora_strategy(model: OLoRAClassifier, cfg: OLoRAClassifierConfig,
         lambda_l2=lora.lambda_l2,
         orthogonality=lora.orthogonality,
         penalty_log=penalty_log,
-        **loop_arguments(optim, cfg.benchmark.n_experiences if n_experiences is None else n_experiences),
+        **loop_arguments(optim, n_experiences),
+        plugins=list(plugins),
     )
 
 
 def prepare_olora(
-    cfg: OLoRAClassifierConfig,
+    cfg: OLoRAExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
+    *,
+    backbone: BackboneSource = None,
     seed: int | None = None,
-    backbone_factory: Callable[[], Backbone] | None = None,
     penalty_log: list[PenaltyRecord] | None = None,
 ) -> tuple[OLoRA, ContinualBenchmark, dict[str, Any]]:
     """Everything :func:`run_olora` runs, built but not run: the strategy on a freshly seeded model, the
-    benchmark and the configuration stored in the record."""
-    benchmark = benchmark if benchmark is not None else cfg.benchmark.build()
-    seed = cfg.seed if seed is None else seed
+    benchmark and the configuration stored in the record (arguments as :func:`run_olora`)."""
+    benchmark = resolve_benchmark(cfg, benchmark)
+    seed = default_seed(cfg, benchmark) if seed is None else seed
     seed_everything(seed)
-    backbone = backbone_factory() if backbone_factory is not None else load_backbone(cfg.backbone)
-    model = OLoRAClassifier(backbone, benchmark.n_classes, cfg.olora)
-    strategy = build_olora_strategy(model, cfg, penalty_log, n_experiences=benchmark.n_experiences)
-    return strategy, benchmark, {**asdict(cfg), "seed": seed}
+    pretrained = make_backbone(backbone, cfg.backbone)
+    model = OLoRAClassifier(pretrained, benchmark.n_classes, cfg.method)
+    strategy = build_olora(model, cfg.optim, benchmark.n_experiences, penalty_log=penalty_log)
+    config = {"method": "olora", "seed": seed, "backbone": backbone_label(backbone, pretrained, cfg.backbone),
+              "olora": asdict(cfg.method), "optim": asdict(cfg.optim)}
+    return strategy, benchmark, config
 
 
 def run_olora(
-    cfg: OLoRAClassifierConfig,
+    cfg: OLoRAExperimentConfig,
     benchmark: ContinualBenchmark | None = None,
+    *,
+    backbone: BackboneSource = None,
     seed: int | None = None,
-    backbone_factory: Callable[[], Backbone] | None = None,
     name: str = "O-LoRA",
     penalty_log: list[PenaltyRecord] | None = None,
-) -> tuple[RunRecord, OLoRA]:
-    """Train O-LoRA on every experience of ``benchmark`` (default ``cfg.benchmark.build()``); return its record
-    and the trained strategy (its ``model`` and ``penalty_log``).
+) -> RunResult:
+    """Train O-LoRA on every experience of ``benchmark`` and return its record and the trained strategy (its
+    ``model`` and ``penalty_log``).
 
-    ``seed`` (default ``cfg.seed``) is set right before the model is built; ``backbone_factory`` (default: load
-    ``cfg.backbone``) must return a fresh backbone, since the adapters are injected into it. Pass a list as
-    ``penalty_log`` to receive the per-step loss terms. For IncLoRA run ``run_olora(inclora(cfg), ...)``.
+    Args:
+        cfg: one experiment (``OLoRAExperimentConfig``; a preset of ``configs/olora.yaml`` or built in code).
+            For IncLoRA run ``run_olora(inclora(cfg), ...)``.
+        benchmark: default ``cfg.benchmark.build()``; any class-incremental Avalanche benchmark through
+            :meth:`~pecft_lib.benchmarks.ContinualBenchmark.from_avalanche`.
+        backbone: default ``cfg.backbone``; a name, a model or a function returning one
+            (:data:`~pecft_lib.methods.spec.BackboneSource`). The adapters are injected into it, so give each run
+            a fresh one (a name or a function).
+        seed: default ``cfg.seed``, as the ``pecft`` command (:func:`~pecft_lib.methods.spec.default_seed`).
+        name: the run's name in its record.
+        penalty_log: a list that receives the per-step loss terms.
     """
-    strategy, benchmark, config = prepare_olora(cfg, benchmark, seed, backbone_factory, penalty_log)
-    return run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False), strategy
+    strategy, benchmark, config = prepare_olora(cfg, benchmark, backbone=backbone, seed=seed, penalty_log=penalty_log)
+    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
+    return RunResult(record, strategy)
+
+
+def _save_olora(strategy: OLoRA) -> dict[str, Any]:
+    return {"penalty_log": [asdict(record) for record in strategy.penalty_log]}
+
+
+def _load_olora(strategy: OLoRA, state: dict[str, Any]) -> None:
+    strategy.penalty_log[:] = [PenaltyRecord(**record) for record in state["penalty_log"]]  # the caller's list
+
+
+OLORA_STATE = StrategyState(OLoRA, _save_olora, _load_olora)
+"""O-LoRA's checkpoint state: the per-step penalty log."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol, Sequence
 import torch
 
 from ..common import ContinualPEFTStrategy, LoopConfig, LRSchedule, OptimizerFactory, loop_arguments
+from ..spec import StrategyState
 from .cache import QueryCache, with_sample_index
 from .model import PromptClassifier
 
@@ -121,3 +122,18 @@ def build_prompt_strategy(
         drop_last=drop_last,
         **loop_arguments(optim, n_experiences, plugins=plugins),
     )
+
+
+def _save_query_cache(strategy: PromptStrategy) -> dict[str, Any]:
+    return {"query_cache": strategy.query_cache.state_dict()}
+
+
+def _load_query_cache(strategy: PromptStrategy, state: dict[str, Any]) -> None:
+    strategy.query_cache.clear()
+    strategy.query_cache.load_state_dict(state["query_cache"])
+
+
+PROMPT_STRATEGY_STATE = StrategyState(PromptStrategy, _save_query_cache, _load_query_cache)
+"""The checkpoint state of every prompt method: the query cache of the current experience (its features come
+from batches of a different composition than a recomputation would use, so recomputing them could change the
+last bits of a result)."""
