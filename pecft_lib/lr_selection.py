@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
+
 from .comparison import ComparisonBenchmark, ComparisonConfig, run_one
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, DatasetNotFoundError, UnknownNameError
 from .evaluation import RunRecord
 from .stored_records import check_settings, grid_settings, provenance, safe_name
 
@@ -84,3 +86,17 @@ def select_learning_rates(config: ComparisonConfig, benchmark: str, lrs: Sequenc
         selection_file.parent.mkdir(parents=True, exist_ok=True)
         selection_file.write_text(json.dumps(selection, indent=2) + "\n")
     return selection
+
+
+def selection_table(root: Path, benchmark: str) -> pd.DataFrame:
+    """The stored choice for ``benchmark`` (``<root>/<benchmark>/selection.json``): one row per run, its
+    validation ``A_last`` (%) at each candidate rate, and the chosen rate."""
+    path = root / benchmark / "selection.json"
+    if not path.is_file():
+        raise DatasetNotFoundError(f"no learning-rate selection stored at {path}; make it with "
+                                   f"`pecft select-lr --benchmark {benchmark} --lrs ...`")
+    selection = json.loads(path.read_text())
+    rows = {run: {**{f"lr {lr}": round(100 * score, 1) for lr, score in choice["scores"].items()},
+                  "chosen": choice["chosen"]}
+            for run, choice in selection.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run")

@@ -22,7 +22,7 @@ from pecft_lib.methods.finetuning import OptimConfig as TuningOptimConfig
 from pecft_lib.methods.finetuning import TuningConfig
 from pecft_lib.methods.inflora import InfLoRAOptimConfig
 from pecft_lib.methods.l2p import L2PConfig, L2PModel, L2POptimConfig, build_l2p
-from pecft_lib.methods.olora import OptimConfig as OLoRAOptimConfig
+from pecft_lib.methods.olora import OLoRAOptimConfig
 from pecft_lib.repro import seed_everything
 from pecft_lib.training import run_resumable
 from tiny_data import CLASSES, EXPERIENCES, tiny_benchmark
