@@ -23,7 +23,12 @@ from pecft_lib.comparison import (
 from pecft_lib.errors import ConfigError, UnknownNameError
 from pecft_lib.evaluation import RunRecord, run_strategy
 from pecft_lib.evaluation.aggregate import final_accuracy, mean_curves
-from pecft_lib.evaluation.plots import plot_accuracy_curves_by_run, plot_accuracy_vs_cost, plot_mean_accuracy_curves
+from pecft_lib.evaluation.plots import (
+    plot_accuracy_curves_by_run,
+    plot_accuracy_vs_cost,
+    plot_mean_accuracy_curves,
+    plot_task_matrix,
+)
 from pecft_lib.methods.baselines import BaselineConfig, prepare_baseline
 from pecft_lib.methods.baselines.prototype import PrototypeClassifier
 from pecft_lib.methods.finetuning import TuningConfig
@@ -209,6 +214,9 @@ def test_comparison_plots_draw_one_point_per_run():
     panels = [ax for ax in fig.axes if ax.axison]
     assert [ax.get_title() for ax in panels] == ["A", "B"]
     assert len(panels[0].get_lines()) == 2 and len(panels[1].get_lines()) == 1  # B is not its own reference
+    ax = plot_task_matrix(np.array([[0.5, np.nan], [0.25, 0.75]]), row_names=["digits", "letters"])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1 digits", "2 letters"]
+    assert [t.get_text() for t in ax.texts] == ["0.50", "0.25", "0.75"]  # the NaN cell stays blank
 
 
 def test_the_paper_comparison_resolves_every_method_on_one_backbone_and_benchmark():

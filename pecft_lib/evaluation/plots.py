@@ -13,7 +13,7 @@ from .aggregate import final_accuracy, group_by_run, mean_curves, mean_train_sec
 from .record import RunRecord
 
 __all__ = ["plot_accuracy_matrix", "plot_accuracy_curves", "plot_average_accuracy", "plot_accuracy_vs_parameters",
-           "plot_prompt_placement", "plot_accuracy_vs_cost", "plot_mean_accuracy_curves", "plot_accuracy_curves_by_run"]
+           "plot_prompt_placement", "plot_accuracy_vs_cost", "plot_mean_accuracy_curves", "plot_accuracy_curves_by_run", "plot_task_matrix"]
 
 
 def _axes(ax: Axes | None, size=(4.5, 3.8)) -> Axes:
@@ -248,3 +248,25 @@ def plot_accuracy_curves_by_run(records: Sequence[RunRecord], references: Sequen
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_task_matrix(matrix: np.ndarray, ax: Axes | None = None, *, row_names: Sequence[str] | None = None,
+                     column_label: str = "", column_names: Sequence[str] | None = None, title: str = "",
+                     value_format: str = "{:.2f}", vmax: float | None = None) -> Axes:
+    """A heatmap of a per-task matrix (rows: experiences, numbered from 1 and optionally named; columns: prompts,
+    component groups or tasks), each cell annotated; ``NaN`` cells stay blank."""
+    ax = _axes(ax, (0.6 * matrix.shape[1] + 2.5, 0.45 * matrix.shape[0] + 1.4))
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="Blues", vmin=0, vmax=vmax)
+    rows = [f"{i + 1}" + (f" {row_names[i]}" if row_names else "") for i in range(matrix.shape[0])]
+    ax.set_yticks(range(matrix.shape[0]), rows)
+    ax.set_xticks(range(matrix.shape[1]), column_names or [str(j + 1) for j in range(matrix.shape[1])])
+    ax.set_ylabel("test images of experience")
+    ax.set_xlabel(column_label)
+    threshold = 0.6 * (vmax if vmax is not None else np.nanmax(matrix))
+    for (i, j), value in np.ndenumerate(matrix):
+        if not np.isnan(value):
+            ax.text(j, i, value_format.format(value), ha="center", va="center", fontsize=7,
+                    color="white" if value > threshold else "black")
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, fraction=0.04)
+    return ax
