@@ -79,8 +79,7 @@ def build_olora(model: OLoRAClassifier, optim: OLoRAOptimConfig, n_experiences: 
         lambda_l2=lora.lambda_l2,
         orthogonality=lora.orthogonality,
         penalty_log=penalty_log,
-        **loop_arguments(optim, n_experiences),
-        plugins=list(plugins),
+        **loop_arguments(optim, n_experiences, plugins=plugins),
     )
 
 
