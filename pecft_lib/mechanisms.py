@@ -5,17 +5,19 @@ with its records, :func:`pecft_lib.comparison.run_one`).
 method         what is measured (inputs of each test experience, after the last one is trained)
 =============  ==========================================================================================
 L2P            share of each prompt among the selected ids, per task, and the mutual information between
-               task and selected id (:func:`~pecft_lib.methods.l2p.analysis.selection_by_task`)
+               task and selected id (:func:`~pecft_lib.methods.prompting.analysis.selection_mechanism`)
 DualPrompt     share of each E-prompt selected, per task; the diagonal is task identification by the keys
+               (:func:`~pecft_lib.methods.dualprompt.analysis.task_identification_mechanism`)
 CODA-Prompt    share of the component weight on each task's components, per task
-               (:func:`~pecft_lib.methods.coda_prompt.analysis.component_weight_by_task`)
+               (:func:`~pecft_lib.methods.coda_prompt.analysis.component_mechanism`)
 InfLoRA        the change each branch makes on each task's inputs, and the ratio of the change on earlier
-               tasks' inputs to that on its own task's (:func:`~pecft_lib.methods.inflora.analysis.interference_ratio`)
+               tasks' inputs to that on its own task's (:func:`~pecft_lib.methods.inflora.analysis.interference_mechanism`)
 O-LoRA         mean absolute cosine between the tasks' LoRA down rows
-               (:func:`~pecft_lib.methods.olora.analysis.down_overlap`)
+               (:func:`~pecft_lib.methods.olora.analysis.orthogonality_mechanism`)
 =============  ==========================================================================================
 
-Every value is a plain number or a nested list, so that it can be stored as JSON; matrices are indexed
+Each method declares its diagnostic in its own package (``MethodSpec.mechanism``); this module finds it through
+the registry. Every value is a plain number or a nested list, so that it can be stored as JSON; matrices are indexed
 ``[task][...]`` with tasks 0-based, in the order of the benchmark's experiences.
 """
 
@@ -31,52 +33,22 @@ from torch import nn
 from .benchmarks import ContinualBenchmark
 from .errors import UnknownNameError
 from .evaluation import RunRecord
-from .methods.coda_prompt import CodaPromptModel
-from .methods.coda_prompt.analysis import component_weight_by_task
-from .methods.dualprompt import DualPromptModel
-from .methods.inflora import InfLoRAModel
-from .methods.inflora.analysis import interference_matrix, interference_ratio
-from .methods.l2p import L2PModel
-from .methods.l2p.analysis import selection_by_task, task_selection_information
-from .methods.olora import OLoRAClassifier
-from .methods.olora.analysis import down_overlap
+from .methods.registry import method_specs
 
 
-def test_inputs_by_task(benchmark: ContinualBenchmark, batch_size: int = 256) -> list[list[torch.Tensor]]:
+def inputs_by_task(benchmark: ContinualBenchmark, batch_size: int = 256) -> list[list[torch.Tensor]]:
     """The inputs of each test experience, in batches of ``batch_size`` (evaluation transforms, fixed order)."""
     return [[batch[0] for batch in torch.utils.data.DataLoader(experience.dataset.eval(), batch_size=batch_size)]
             for experience in benchmark.test_stream]
 
 
-def _rounded(matrix: np.ndarray) -> list[list[float | None]]:
-    return [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in matrix]
-
-
 def mechanism_diagnostics(model: nn.Module, benchmark: ContinualBenchmark) -> dict[str, Any] | None:
-    """The diagnostics of the module docstring for ``model`` (``None`` for a model without a mechanism to
-    measure, e.g. a baseline). The model is moved to the CPU for the measurement and left there."""
-    model = model.cpu()
-    batches = test_inputs_by_task(benchmark)
-    tasks = len(batches)
-    if isinstance(model, (L2PModel, DualPromptModel)):
-        usage = selection_by_task(model, batches, model.config.pool_size)
-        found: dict[str, Any] = {"selection_share": _rounded(usage),
-                                 "task_selection_bits": round(task_selection_information(usage), 6),
-                                 "task_entropy_bits": round(float(np.log2(tasks)), 6)}
-        if isinstance(model, DualPromptModel):
-            found["task_identification"] = round(float(np.mean(np.diagonal(usage[:, :tasks]))), 6)
-        return found
-    if isinstance(model, CodaPromptModel):
-        share = component_weight_by_task(model, batches)
-        return {"component_weight_share": _rounded(share),
-                "own_task_share": round(float(np.mean(np.diagonal(share))), 6)}
-    if isinstance(model, InfLoRAModel):
-        matrix = interference_matrix(model, batches)
-        return {"interference": _rounded(matrix), "interference_ratio": round(interference_ratio(matrix), 6)}
-    if isinstance(model, OLoRAClassifier):
-        overlap = down_overlap(model, model.n_tasks)
-        off_diagonal = overlap[~np.eye(len(overlap), dtype=bool)]
-        return {"down_overlap": _rounded(overlap), "mean_off_diagonal_overlap": round(float(off_diagonal.mean()), 6)}
+    """The diagnostic its method declares (``MethodSpec.mechanism``, the table above) for ``model`` on the test
+    stream of ``benchmark``; ``None`` for a model no method declares one for (a baseline). The model is moved to
+    the CPU for the measurement and left there."""
+    for spec in method_specs().values():
+        if spec.mechanism is not None and isinstance(model, spec.mechanism[0]):
+            return spec.mechanism[1](model.cpu(), inputs_by_task(benchmark))
     return None
 
 

@@ -10,7 +10,7 @@ from pecft_lib.errors import UnknownNameError
 from pecft_lib.evaluation import RunRecord
 from pecft_lib.mechanisms import diagnostics_summary, mean_stored_matrix, stored_diagnostic
 from pecft_lib.methods.inflora.analysis import interference_ratio
-from pecft_lib.methods.l2p.analysis import task_selection_information
+from pecft_lib.methods.prompting.analysis import task_selection_information
 
 from test_comparison import tiny_setup
 

@@ -21,7 +21,8 @@ RUNNERS = [l2p.run_l2p, dualprompt.run_dualprompt, coda_prompt.run_coda_prompt, 
 METHOD_NAMES = {"l2p", "dualprompt", "coda_prompt", "inflora", "olora", "baselines", "finetuning"}
 
 
-@pytest.mark.parametrize("module", ["experiments.py", "cli.py", "training/state.py", "compat/__init__.py"])
+@pytest.mark.parametrize("module", ["experiments.py", "cli.py", "training/state.py", "compat/__init__.py",
+                                    "mechanisms.py"])
 def test_shared_code_does_not_import_a_method_by_name(module):
     tree = ast.parse((ROOT / module).read_text())
     imported = {part for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module

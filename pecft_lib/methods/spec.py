@@ -22,6 +22,7 @@ from torch import nn
 from ..backbones import Backbone, as_backbone, load_backbone
 from ..benchmarks import ContinualBenchmark
 from ..evaluation import RunRecord
+from .common.analysis import Mechanism
 
 Prepared = tuple[Any, ContinualBenchmark, dict[str, Any]]
 """What a prepared run is: ``(strategy, benchmark, record config)``, the return value of every ``prepare_*``."""
@@ -94,6 +95,8 @@ class MethodSpec:
         strategy_state: the checkpoint state of the method's strategy classes.
         references: official code base → ``"module:function"`` loading its checkpoints into the method's model
             (:func:`pecft_lib.compat.from_reference`).
+        mechanism: ``(model class, diagnostic)``: what :func:`pecft_lib.mechanisms.mechanism_diagnostics` measures
+            on a trained model of that class (:data:`~pecft_lib.methods.common.analysis.Mechanism`), or ``None``.
     """
 
     name: str
@@ -110,6 +113,7 @@ class MethodSpec:
     loop: OwnLoop | None = None
     strategy_state: tuple[StrategyState, ...] = ()
     references: dict[str, str] = field(default_factory=dict)
+    mechanism: tuple[type, Mechanism] | None = None
 
 
 def default_seed(cfg: Any, benchmark: ContinualBenchmark | None = None) -> int:

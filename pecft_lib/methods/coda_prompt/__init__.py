@@ -10,6 +10,7 @@ load with :func:`pecft_lib.methods.coda_prompt.reference.from_reference_state_di
 
 from ..prompting import PROMPT_STRATEGY_STATE
 from ..spec import experiments_method
+from .analysis import component_mechanism
 from .config import CodaPromptConfig, CodaPromptExperimentConfig, CodaPromptOptimConfig, CodaPromptPresets
 from .model import CodaPromptModel, component_weights, orthogonality_penalty, orthonormal_rows
 from .strategy import build_coda_prompt, prepare_coda_prompt, run_coda_prompt
@@ -25,6 +26,7 @@ METHOD = experiments_method(
     "coda_prompt", "CODA-Prompt", CodaPromptPresets, CodaPromptExperimentConfig, prepare_coda_prompt,
     strategy_state=(PROMPT_STRATEGY_STATE,),
     references={"coda-prompt": "pecft_lib.methods.coda_prompt.reference:from_reference_state_dict"},
+    mechanism=(CodaPromptModel, component_mechanism),
 )
 """CODA-Prompt in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/coda_prompt.yaml``, its
 runs, the query cache in checkpoints, checkpoints of the authors' code."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 
+from ..common.analysis import rounded
 from .model import CodaPromptModel
 
 
@@ -42,3 +43,10 @@ def component_weight_by_task(model: CodaPromptModel,
     finally:
         model.train(was_training)
     return np.stack(rows)
+
+
+def component_mechanism(model: CodaPromptModel, batches_by_task: list[list[torch.Tensor]]) -> dict[str, Any]:
+    """CODA-Prompt's mechanism (:mod:`pecft_lib.mechanisms`): :func:`component_weight_by_task` and the mean
+    share an input puts on its own task's components (``1/T`` for a weighting that ignores the task)."""
+    share = component_weight_by_task(model, batches_by_task)
+    return {"component_weight_share": rounded(share), "own_task_share": round(float(np.mean(np.diagonal(share))), 6)}

@@ -10,6 +10,7 @@ loads checkpoints of the PyTorch port (JH-LEE-KR/dualprompt-pytorch, commit 7eb4
 
 from ..prompting import PROMPT_STRATEGY_STATE
 from ..spec import experiments_method
+from .analysis import task_identification_mechanism
 from .config import (
     DualPromptConfig,
     DualPromptExperimentConfig,
@@ -29,6 +30,7 @@ METHOD = experiments_method(
     "dualprompt", "DualPrompt", DualPromptPresets, DualPromptExperimentConfig, prepare_dualprompt,
     strategy_state=(PROMPT_STRATEGY_STATE,),
     references={"dualprompt-pytorch": "pecft_lib.methods.dualprompt.reference:from_reference_state_dict"},
+    mechanism=(DualPromptModel, task_identification_mechanism),
 )
 """DualPrompt in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/dualprompt.yaml``, its runs,
 the query cache in checkpoints, checkpoints of the PyTorch port."""

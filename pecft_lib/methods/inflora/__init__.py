@@ -9,7 +9,7 @@ interfere with them. Official code: liangyanshuo/InfLoRA (commit e08b00e); see a
 """
 
 from ..spec import experiments_method
-from .analysis import branch_interference
+from .analysis import branch_interference, interference_mechanism
 from .config import InfLoRAConfig, InfLoRAExperimentConfig, InfLoRAOptimConfig, InfLoRAPresets
 from .layers import InfLoRALinear
 from .model import InfLoRAModel
@@ -28,6 +28,7 @@ METHOD = experiments_method(
     extra=lambda cfg, run: (lambda strategy: {"subspace": list(strategy.history)}) if run == "InfLoRA" else None,
     strategy_state=(INFLORA_STATE,),
     references={"inflora": "pecft_lib.methods.inflora.reference:from_reference_state_dict"},
+    mechanism=(InfLoRAModel, interference_mechanism),
 )
 """InfLoRA in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/inflora.yaml``, its runs, the
 subspace history in records, the memories in checkpoints, checkpoints of the authors' code."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 
+from ..common.analysis import rounded
 from .model import InfLoRAModel
 
 
@@ -61,3 +62,9 @@ def interference_ratio(matrix: np.ndarray) -> float:
     if not ratios:
         raise ValueError("the interference ratio needs at least two tasks")
     return float(np.mean(ratios))
+
+
+def interference_mechanism(model: InfLoRAModel, batches_by_task: list[list[torch.Tensor]]) -> dict[str, Any]:
+    """InfLoRA's mechanism (:mod:`pecft_lib.mechanisms`): :func:`interference_matrix` and :func:`interference_ratio`."""
+    matrix = interference_matrix(model, batches_by_task)
+    return {"interference": rounded(matrix), "interference_ratio": round(interference_ratio(matrix), 6)}

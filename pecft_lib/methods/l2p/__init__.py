@@ -8,6 +8,7 @@ setting at 98b10ea) and its PyTorch port JH-LEE-KR/l2p-pytorch (commit f7bc994).
 """
 
 from ..prompting import PROMPT_STRATEGY_STATE
+from ..prompting.analysis import selection_mechanism
 from ..spec import experiments_method
 from .config import L2PConfig, L2PExperimentConfig, L2POptimConfig, L2PPresets
 from .model import L2PModel
@@ -23,6 +24,7 @@ METHOD = experiments_method(
     "l2p", "L2P", L2PPresets, L2PExperimentConfig, prepare_l2p,
     strategy_state=(PROMPT_STRATEGY_STATE,),
     references={"l2p-pytorch": "pecft_lib.methods.l2p.reference:from_reference_state_dict"},
+    mechanism=(L2PModel, selection_mechanism),
 )
 """L2P in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/l2p.yaml``, its runs (``L2P`` and the
 baselines of each experiment), the query cache in checkpoints, PyTorch-L2P checkpoints."""

@@ -5,7 +5,7 @@ previous tasks' (official code: cmnfriend/O-LoRA, commit 07117e1)."""
 from typing import Any
 
 from ..spec import MethodSpec, Sources, baseline_evaluates_untrained, with_baselines
-from .analysis import down_overlap
+from .analysis import down_overlap, orthogonality_mechanism
 from .adapters import ModuleFactors, adapter_name, add_task_adapter, lora_layers, target_modules, task_factors
 from .config import (
     ORTHOGONALITY_FORMS,
@@ -67,6 +67,7 @@ METHOD = MethodSpec(
     own_loop=lambda cfg: isinstance(cfg, OLoRAGenerativeConfig),
     loop=_generative_loop,
     strategy_state=(OLORA_STATE,),
+    mechanism=(OLoRAClassifier, orthogonality_mechanism),
 )
 """O-LoRA in the method registry (:mod:`pecft_lib.methods.registry`): ``configs/olora.yaml``, its runs (``O-LoRA``,
 ``IncLoRA`` and the baselines), the generative T5 loop, the penalty log in checkpoints."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
 
+from ..common.analysis import rounded
 from .adapters import adapter_name, lora_layers
 
 
@@ -27,3 +30,11 @@ def down_overlap(model: nn.Module, n_tasks: int) -> np.ndarray:
             for j in range(n_tasks):
                 total[i, j] += (rows[i] @ rows[j].T).abs().mean().item()
     return total / len(layers)
+
+
+def orthogonality_mechanism(model: nn.Module, batches_by_task: list[list[torch.Tensor]]) -> dict[str, Any]:
+    """O-LoRA's mechanism (:mod:`pecft_lib.mechanisms`): :func:`down_overlap` of the model's adapters and the
+    mean of its off-diagonal entries (the inputs are not needed)."""
+    overlap = down_overlap(model, model.n_tasks)
+    off_diagonal = overlap[~np.eye(len(overlap), dtype=bool)]
+    return {"down_overlap": rounded(overlap), "mean_off_diagonal_overlap": round(float(off_diagonal.mean()), 6)}

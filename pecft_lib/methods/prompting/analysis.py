@@ -1,11 +1,13 @@
-"""Diagnostics of a trained L2P (or DualPrompt) model: how prompt selection depends on the task."""
+"""Diagnostics of key–query prompt selection (L2P, DualPrompt): how the selected prompts depend on the task."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
+
+from ..common.analysis import rounded
 
 
 @torch.no_grad()
@@ -47,3 +49,11 @@ def task_selection_information(usage: np.ndarray, task_weights: np.ndarray | Non
     outer = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True)
     present = joint > 0
     return float((joint[present] * np.log2(joint[present] / outer[present])).sum())
+
+
+def selection_mechanism(model: torch.nn.Module, batches_by_task: list[list[torch.Tensor]]) -> dict[str, Any]:
+    """L2P's mechanism (:mod:`pecft_lib.mechanisms`): the share of each prompt per task and the bits of
+    :func:`task_selection_information` against the ``log2 T`` of a selection that identifies the task."""
+    usage = selection_by_task(model, batches_by_task, model.config.pool_size)
+    return {"selection_share": rounded(usage), "task_selection_bits": round(task_selection_information(usage), 6),
+            "task_entropy_bits": round(float(np.log2(len(usage))), 6)}
