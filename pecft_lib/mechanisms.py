@@ -23,6 +23,7 @@ the registry. Every value is a plain number or a nested list, so that it can be 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -80,4 +81,7 @@ def diagnostics_summary(records: Sequence[RunRecord], rows: dict[str, tuple[str,
 def mean_stored_matrix(records: Sequence[RunRecord], run: str, key: str) -> np.ndarray:
     """The mean over seeds of matrix diagnostic ``key`` of ``run`` (``NaN`` where a matrix has no entry); the
     tasks of a stream with a fixed domain order are the same in every seed."""
-    return np.nanmean(np.array(stored_diagnostic(records, run, key), dtype=float), axis=0)
+    values = np.array(stored_diagnostic(records, run, key), dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an entry never measured (NaN in every seed) stays NaN
+        return np.nanmean(values, axis=0)
