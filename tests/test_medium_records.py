@@ -1,0 +1,53 @@
+"""The committed records of the medium profile: their learning rates are the stored validation choices, every
+record carries its provenance and its mechanism, and a stored run's first experience is reproduced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pecft_lib.comparison import load_comparison, run_one
+from pecft_lib.lr_selection import tunable_runs
+from pecft_lib.stored_records import load_stored, records_root
+
+TOLERANCES = yaml.safe_load((Path(__file__).parents[1] / "book" / "tolerances.yml").read_text())["classes"]
+BENCHMARK = "five_domains"
+
+
+@pytest.fixture(scope="module")
+def medium():
+    return load_comparison("medium")
+
+
+def test_the_medium_learning_rates_are_the_stored_validation_choices(medium):
+    setup = medium.benchmarks[BENCHMARK]
+    selection = json.loads((records_root("medium", "lr_selection") / BENCHMARK / "selection.json").read_text())
+    assert set(selection) == set(tunable_runs(setup))
+    for run, choice in selection.items():
+        assert choice["chosen"] == max(map(float, choice["scores"]), key=lambda lr: (choice["scores"][f"{lr:g}"], -lr))
+        used = setup.baselines[run].lr if run in setup.baselines else setup.overrides[run]["optim.lr"]
+        assert used == choice["chosen"], f"{run}: configs/comparison.yaml says {used}, the selection {choice['chosen']}"
+
+
+def test_every_stored_record_has_its_provenance_and_every_method_its_mechanism(medium):
+    setup = medium.benchmarks[BENCHMARK]
+    records = load_stored(medium, BENCHMARK, records_root("medium"))  # refuses records of other settings
+    assert len(records) == len(setup.runs) * len(medium.seeds)
+    for record in records:
+        provenance = record.extra["provenance"]
+        assert provenance["commit"] and provenance["cpu"] and provenance["wall_seconds"] > 0
+        assert "uncommitted" not in provenance["commit"], f"{record.name} was made from uncommitted code"
+        has_mechanism = record.name in setup.methods or record.name in setup.controls
+        assert ("diagnostics" in record.extra) == has_mechanism, record.name
+
+
+def test_a_stored_run_reproduces_its_first_experience(medium):
+    setup = medium.benchmarks[BENCHMARK]
+    stored = load_stored(medium, BENCHMARK, records_root("medium"), runs=["DualPrompt"], seeds=[0])[0]
+    again = run_one(setup, "DualPrompt", 0, "medium", stop_after=1)
+    bound = TOLERANCES["fraction"]["abs"]  # the any-CPU bound of the book's accuracies (book/tolerances.yml)
+    assert again.matrix[0, 0] == pytest.approx(stored.matrix[0, 0], abs=bound)
+    assert again.benchmark["class_order"] == stored.benchmark["class_order"]
