@@ -223,17 +223,19 @@ def plot_accuracy_curves_by_run(records: Sequence[RunRecord], references: Sequen
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.3 * rows), sharex=True, sharey=True,
                              squeeze=False)
-    colours = plt.get_cmap("tab10")
-    styles = ["--", ":", "-."]
+    tab10, tab20b = plt.get_cmap("tab10"), plt.get_cmap("tab20b")
+    colours = [tab10(i) for i in range(10) if i != 7] + [tab20b(i) for i in range(0, 20, 4)]  # no grey
+    styles = dict(zip(references, ["--", ":", "-."]))  # a reference keeps its style in every panel
     for index, (ax, name) in enumerate(zip(axes.flat, panels)):
         mean, std = curves[name]
         stages = np.arange(1, len(mean) + 1)
-        for reference, style in zip((r for r in references if r in curves and r != name), styles):
-            ax.plot(stages, 100 * curves[reference][0], ls=style, color="0.45", lw=1, label=reference)
+        for reference in (r for r in references if r in curves and r != name):
+            ax.plot(stages, 100 * curves[reference][0], ls=styles[reference], color="0.45", lw=1, label=reference)
         for upper, value in bound.items():
             ax.axhline(100 * value, color="0.75", lw=1, label=f"{upper} (upper bound)")
-        ax.plot(stages, 100 * mean, marker="o", ms=3, color=colours(index % 10), label=name)
-        ax.fill_between(stages, 100 * (mean - std), 100 * (mean + std), color=colours(index % 10), alpha=0.2)
+        colour = colours[index % len(colours)]
+        ax.plot(stages, 100 * mean, marker="o", ms=3, color=colour, label=name)
+        ax.fill_between(stages, 100 * (mean - std), 100 * (mean + std), color=colour, alpha=0.2)
         ax.set_title(name, fontsize=9)
         ax.set_xticks(stages)
     for ax in axes.flat[len(panels):]:
