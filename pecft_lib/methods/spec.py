@@ -21,7 +21,7 @@ from torch import nn
 
 from ..backbones import Backbone, as_backbone, load_backbone
 from ..benchmarks import ContinualBenchmark
-from ..evaluation import RunRecord
+from ..evaluation import RunRecord, run_strategy
 from .common.analysis import Mechanism
 
 Prepared = tuple[Any, ContinualBenchmark, dict[str, Any]]
@@ -42,6 +42,18 @@ class RunResult(NamedTuple):
 
     record: RunRecord
     strategy: Any
+
+
+def run_prepared(prepared: Prepared, *, name: str, evaluate_untrained: bool = False,
+                 extra: Callable[[Any], dict[str, Any]] | None = None) -> RunResult:
+    """Run a prepared ``(strategy, benchmark, record config)`` over its benchmark
+    (:func:`~pecft_lib.evaluation.run_strategy`) as every ``run_*`` does. ``evaluate_untrained`` is off by default:
+    a method's untrained head (or missing head) says nothing about forward transfer. ``extra(strategy)`` adds
+    method diagnostics to the record after every experience."""
+    strategy, benchmark, config = prepared
+    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=evaluate_untrained,
+                          extra=None if extra is None else lambda: extra(strategy))
+    return RunResult(record, strategy)
 
 
 @dataclass(frozen=True)

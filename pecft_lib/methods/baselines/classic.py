@@ -20,11 +20,10 @@ from avalanche.training import EWC, JointTraining, LwF, Naive, Replay
 
 from ...benchmarks import BenchmarkConfig, ContinualBenchmark
 from ...errors import UnknownNameError
-from ...evaluation import run_strategy
 from ...repro import seed_everything
 from ..common import loop_arguments
 from ..common.precision import check_precision
-from ..spec import RunResult, default_seed, resolve_benchmark
+from ..spec import RunResult, default_seed, resolve_benchmark, run_prepared
 
 CLASSIC_STRATEGIES = {"naive": Naive, "joint": JointTraining, "ewc": EWC, "lwf": LwF, "replay": Replay}
 """Name → Avalanche strategy class: ``naive`` (sequential fine-tuning), ``joint`` (all experiences at once),
@@ -115,5 +114,4 @@ def run_classic(
     """Seed, build a fresh network and the Avalanche strategy ``name`` (a key of :data:`CLASSIC_STRATEGIES`), run
     it over ``benchmark`` (default ``cfg.benchmark.build()``) and return the record and the trained strategy;
     ``seed`` defaults to the benchmark config's (:func:`~pecft_lib.methods.spec.default_seed`)."""
-    strategy, benchmark, config = prepare_classic(cfg, benchmark, seed=seed, name=name)
-    return RunResult(run_strategy(strategy, benchmark, name=name, config=config), strategy)
+    return run_prepared(prepare_classic(cfg, benchmark, seed=seed, name=name), name=name, evaluate_untrained=True)

@@ -21,12 +21,11 @@ from avalanche.training import JointTraining, Naive
 
 from ...benchmarks import ContinualBenchmark
 from ...errors import ConfigError, UnknownNameError
-from ...evaluation import run_strategy
 from ...repro import seed_everything
 from ..common import loop_arguments
 from ..common.precision import check_precision
 from ..finetuning import PEFTClassifier, TuningConfig
-from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone
+from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone, run_prepared
 from ..train_mask import TrainClassMaskPlugin
 from .prototype import PrototypeClassifier, PrototypeStrategy
 
@@ -121,6 +120,5 @@ def run_baseline(
         seed: default the ``seed`` of ``benchmark.info``, else 0 (:func:`~pecft_lib.methods.spec.default_seed`).
         name: the run's name in its record (``"SeqFT"``, ``"Joint"``, ...).
     """
-    strategy, benchmark, config = prepare_baseline(cfg, benchmark, backbone=backbone, seed=seed, name=name)
-    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=cfg.evaluates_untrained)
-    return RunResult(record, strategy)
+    return run_prepared(prepare_baseline(cfg, benchmark, backbone=backbone, seed=seed, name=name), name=name,
+                        evaluate_untrained=cfg.evaluates_untrained)

@@ -15,9 +15,9 @@ from typing import Any
 
 from ...benchmarks import ContinualBenchmark
 from ...errors import ConfigError
-from ...evaluation import run_strategy
 from ...repro import seed_everything
-from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone, resolve_benchmark
+from ..spec import (BackboneSource, RunResult, backbone_label, default_seed, make_backbone, resolve_benchmark,
+                    run_prepared)
 from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import DualPromptExperimentConfig, DualPromptOptimConfig
 from .model import DualPromptModel
@@ -77,7 +77,4 @@ def run_dualprompt(
         seed: default the ``pecft`` command's (:func:`~pecft_lib.methods.spec.default_seed`).
         name: the run's name in its record.
     """
-    strategy, benchmark, config = prepare_dualprompt(cfg, benchmark, backbone=backbone, seed=seed)
-    # no evaluation before training: an untrained head says nothing about forward transfer
-    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
-    return RunResult(record, strategy)
+    return run_prepared(prepare_dualprompt(cfg, benchmark, backbone=backbone, seed=seed), name=name)

@@ -13,7 +13,8 @@ from .analysis import branch_interference, interference_mechanism
 from .config import InfLoRAConfig, InfLoRAExperimentConfig, InfLoRAOptimConfig, InfLoRAPresets
 from .layers import InfLoRALinear
 from .model import InfLoRAModel
-from .strategy import INFLORA_STATE, InfLoRA, build_inflora, make_optimizer_factory, prepare_inflora, run_inflora
+from .strategy import (INFLORA_STATE, InfLoRA, build_inflora, make_optimizer_factory, prepare_inflora, run_inflora,
+                       subspace_history)
 from .subspace import SubspaceMemory, design_down_projection, threshold_at
 
 __all__ = [
@@ -25,7 +26,7 @@ __all__ = [
 
 METHOD = experiments_method(
     "inflora", "InfLoRA", InfLoRAPresets, InfLoRAExperimentConfig, prepare_inflora,
-    extra=lambda cfg, run: (lambda strategy: {"subspace": list(strategy.history)}) if run == "InfLoRA" else None,
+    extra=lambda cfg, run: subspace_history if run == "InfLoRA" else None,
     strategy_state=(INFLORA_STATE,),
     references={"inflora": "pecft_lib.methods.inflora.reference:from_reference_state_dict"},
     mechanism=(InfLoRAModel, interference_mechanism),

@@ -21,11 +21,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import run_strategy
 from ...repro import seed_everything
 from ..common import ContinualPEFTStrategy, StatelessPlugin, loop_arguments, reference_cosine_lr
 from ..spec import (BackboneSource, RunResult, StrategyState, backbone_label, default_seed, make_backbone,
-                    resolve_benchmark)
+                    resolve_benchmark, run_prepared)
 from .config import InfLoRAExperimentConfig, InfLoRAOptimConfig
 from .model import InfLoRAModel
 from .subspace import SubspaceMemory, design_down_projection, threshold_at
@@ -175,11 +174,14 @@ def run_inflora(
         seed: default the ``pecft`` command's (:func:`~pecft_lib.methods.spec.default_seed`).
         name: the run's name in its record.
     """
-    strategy, benchmark, config = prepare_inflora(cfg, benchmark, backbone=backbone, seed=seed)
-    # no evaluation before training: the untrained model has no head, so there is no forward transfer to measure
-    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False,
-                          extra=lambda: {"subspace": list(strategy.history)})
-    return RunResult(record, strategy)
+    return run_prepared(prepare_inflora(cfg, benchmark, backbone=backbone, seed=seed), name=name,
+                        extra=subspace_history)
+
+
+def subspace_history(strategy: InfLoRA) -> dict[str, Any]:
+    """What an InfLoRA run adds to its record after every experience: the memory's dimension and energy per block
+    and task (:attr:`InfLoRA.history`)."""
+    return {"subspace": list(strategy.history)}
 
 
 def _memory_data(memory: SubspaceMemory) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from dataclasses import asdict
 from typing import Any
 
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import run_strategy
 from ...repro import seed_everything
-from ..spec import BackboneSource, RunResult, backbone_label, default_seed, make_backbone, resolve_benchmark
+from ..spec import (BackboneSource, RunResult, backbone_label, default_seed, make_backbone, resolve_benchmark,
+                    run_prepared)
 from ..prompting import PromptStrategy, build_prompt_strategy
 from .config import L2PExperimentConfig, L2POptimConfig
 from .model import L2PModel
@@ -66,7 +66,4 @@ def run_l2p(
         seed: default the ``pecft`` command's (:func:`~pecft_lib.methods.spec.default_seed`).
         name: the run's name in its record.
     """
-    strategy, benchmark, config = prepare_l2p(cfg, benchmark, backbone=backbone, seed=seed)
-    # no evaluation before training: an untrained head says nothing about forward transfer
-    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
-    return RunResult(record, strategy)
+    return run_prepared(prepare_l2p(cfg, benchmark, backbone=backbone, seed=seed), name=name)

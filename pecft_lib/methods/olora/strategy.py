@@ -8,11 +8,10 @@ from typing import Any
 import torch
 
 from ...benchmarks import ContinualBenchmark
-from ...evaluation import run_strategy
 from ...repro import seed_everything
 from ..common import ContinualPEFTStrategy, OptimizerFactory, loop_arguments
 from ..spec import (BackboneSource, RunResult, StrategyState, backbone_label, default_seed, make_backbone,
-                    resolve_benchmark)
+                    resolve_benchmark, run_prepared)
 from .config import OLoRAConfig, OLoRAExperimentConfig, OLoRAOptimConfig
 from .loss import PenaltyRecord, olora_penalties
 from .model import OLoRAClassifier
@@ -128,9 +127,8 @@ def run_olora(
         name: the run's name in its record.
         penalty_log: a list that receives the per-step loss terms.
     """
-    strategy, benchmark, config = prepare_olora(cfg, benchmark, backbone=backbone, seed=seed, penalty_log=penalty_log)
-    record = run_strategy(strategy, benchmark, name=name, config=config, evaluate_untrained=False)
-    return RunResult(record, strategy)
+    return run_prepared(prepare_olora(cfg, benchmark, backbone=backbone, seed=seed, penalty_log=penalty_log),
+                        name=name)
 
 
 def _save_olora(strategy: OLoRA) -> dict[str, Any]:
