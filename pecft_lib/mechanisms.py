@@ -68,11 +68,10 @@ def diagnostics_summary(records: Sequence[RunRecord], rows: dict[str, tuple[str,
                         percent: bool = False) -> pd.DataFrame:
     """One row per entry of ``rows`` (label → (run, scalar diagnostic key)): mean ± population std over the
     run's seeds, the number of seeds and the per-seed values (in percent if ``percent``)."""
-    scale = 100.0 if percent else 1.0
+    scale, digits = (100.0, 1) if percent else (1.0, 3)
     table = {}
     for label, (run, key) in rows.items():
         values = scale * np.asarray(stored_diagnostic(records, run, key), dtype=float)
-        digits = 1 if percent else 3
         table[label] = {"mean ± std": f"{values.mean():.{digits}f} ± {values.std():.{digits}f}",
                         "seeds": len(values), "per seed": ", ".join(f"{v:.{digits}f}" for v in values)}
     return pd.DataFrame.from_dict(table, orient="index")

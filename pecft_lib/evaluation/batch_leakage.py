@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from ..benchmarks import ContinualBenchmark
+from .modes import eval_mode
 
 
 @torch.no_grad()
@@ -32,8 +33,6 @@ def accuracy_per_experience(
             ``True`` — the test sets of all experiences shuffled together (seeded), then batched.
         seed: the shuffle of ``mixed`` batches.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     datasets = [experience.dataset.eval() for experience in benchmark.test_stream]
     owner = torch.cat([torch.full((len(d),), index) for index, d in enumerate(datasets)])
@@ -44,11 +43,11 @@ def accuracy_per_experience(
                                batch_size=batch_size), owner[order])]
     else:
         loaders = [(DataLoader(d, batch_size=batch_size), owner[owner == i]) for i, d in enumerate(datasets)]
-    for loader, owners in loaders:
-        start = 0
-        for x, y, *_ in loader:
-            hits = (model(x.to(device)).argmax(dim=1).cpu() == y).float()
-            correct.index_add_(0, owners[start:start + len(y)], hits)
-            start += len(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for loader, owners in loaders:
+            start = 0
+            for x, y, *_ in loader:
+                hits = (model(x.to(device)).argmax(dim=1).cpu() == y).float()
+                correct.index_add_(0, owners[start:start + len(y)], hits)
+                start += len(y)
     return (correct / torch.tensor([len(d) for d in datasets], dtype=torch.float)).numpy()

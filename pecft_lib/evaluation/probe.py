@@ -7,14 +7,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .modes import eval_mode
+
 
 @torch.no_grad()
 def extract_features(model: nn.Module, inputs: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """``model(x)`` (pooled features) for every row of ``inputs``, in eval mode, batch by batch."""
-    was_training = model.training
-    model.eval()
-    chunks = [model(inputs[i:i + batch_size]) for i in tqdm(range(0, len(inputs), batch_size), desc="features")]
-    model.train(was_training)
+    with eval_mode(model):
+        chunks = [model(inputs[i:i + batch_size]) for i in tqdm(range(0, len(inputs), batch_size), desc="features")]
     return torch.cat(chunks)
 
 

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..benchmarks import ContinualBenchmark
+from .modes import eval_mode
 
 
 @torch.no_grad()
@@ -18,17 +19,15 @@ def task_aware_accuracy(model: torch.nn.Module, benchmark: ContinualBenchmark, b
     class-incremental accuracy (argmax over all classes) separates *forgetting the features* from
     *confusing old and new classes*.
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     accuracies = []
-    for experience in benchmark.test_stream:
-        classes = torch.tensor(sorted(experience.classes_in_this_experience))
-        correct = total = 0
-        for x, y, *_ in DataLoader(experience.dataset.eval(), batch_size=batch_size):
-            logits = model(x.to(device))[:, classes.to(device)]
-            correct += (classes[logits.argmax(dim=1).cpu()] == y).sum().item()
-            total += len(y)
-        accuracies.append(correct / total)
-    model.train(was_training)
+    with eval_mode(model):
+        for experience in benchmark.test_stream:
+            classes = torch.tensor(sorted(experience.classes_in_this_experience))
+            correct = total = 0
+            for x, y, *_ in DataLoader(experience.dataset.eval(), batch_size=batch_size):
+                logits = model(x.to(device))[:, classes.to(device)]
+                correct += (classes[logits.argmax(dim=1).cpu()] == y).sum().item()
+                total += len(y)
+            accuracies.append(correct / total)
     return np.array(accuracies)

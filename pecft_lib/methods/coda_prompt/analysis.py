@@ -7,6 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from ...evaluation.modes import eval_mode
 from ..common.analysis import rounded
 from .model import CodaPromptModel
 
@@ -23,11 +24,9 @@ def component_weight_by_task(model: CodaPromptModel,
     ``K`` learn to weight the components useful to an input. A diagonal that stands out means the inputs of
     a task weight mostly the components trained on it.
     """
-    was_training = model.training
-    model.eval()
     groups, per_task = model.groups_in_use, model.per_task
-    try:
-        rows = []
+    rows = []
+    with eval_mode(model):
         for batches in batches_by_task:
             total, count = np.zeros(groups), 0
             for inputs in batches:
@@ -40,8 +39,6 @@ def component_weight_by_task(model: CodaPromptModel,
             if count == 0:
                 raise ValueError("a task has no input: every task needs at least one batch")
             rows.append(total / count)
-    finally:
-        model.train(was_training)
     return np.stack(rows)
 
 

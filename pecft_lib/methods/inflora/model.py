@@ -8,6 +8,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from ...backbones import Backbone, as_backbone
+from ...evaluation.modes import eval_mode
 from ..common import ContinualPEFTModel, TaskHeads
 from .config import InfLoRAConfig
 from .layers import InfLoRALinear
@@ -73,16 +74,14 @@ class InfLoRAModel(ContinualPEFTModel):
 
         handles = [self.backbone.attention(layer).register_forward_pre_hook(hook(layer), with_kwargs=True)
                    for layer in self.layers]
-        was_training = self.training
-        self.eval()
         try:
-            device = next(self.parameters()).device
-            for inputs in batches:
-                self.backbone(inputs.to(device))
+            with eval_mode(self):
+                device = next(self.parameters()).device
+                for inputs in batches:
+                    self.backbone(inputs.to(device))
         finally:
             for handle in handles:
                 handle.remove()
-            self.train(was_training)
 
     def input_covariances(self, batches: Iterable[torch.Tensor]) -> list[torch.Tensor]:
         """Per branched block, the uncentered covariance ``(1/N) Σ x xᵀ`` of the attention's input tokens

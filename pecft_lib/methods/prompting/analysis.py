@@ -7,6 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from ...evaluation.modes import eval_mode
 from ..common.analysis import rounded
 
 
@@ -20,10 +21,8 @@ def selection_by_task(model: torch.nn.Module, batches_by_task: Iterable[Iterable
     shared prompts and dissimilar ones on different prompts; a row per task shows how far the selection
     tells tasks apart without being told the task.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        rows = []
+    rows = []
+    with eval_mode(model):
         for batches in batches_by_task:
             counts = torch.zeros(pool_size, dtype=torch.float64)
             for inputs in batches:
@@ -31,8 +30,6 @@ def selection_by_task(model: torch.nn.Module, batches_by_task: Iterable[Iterable
             if counts.sum() == 0:
                 raise ValueError("a task has no input: every task needs at least one batch")
             rows.append((counts / counts.sum()).numpy())
-    finally:
-        model.train(was_training)
     return np.stack(rows)
 
 
