@@ -137,12 +137,13 @@ unchanged, forward transfer (which needs the untrained and the not-yet-trained a
 
 
 def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None = None,
-            benchmark: ContinualBenchmark | None = None, stop_after: int | None = None) -> RunRecord:
+            benchmark: ContinualBenchmark | None = None, stop_after: int | None = None,
+            diagnose: bool = True) -> RunRecord:
     """Run ``run`` (a method or a baseline of ``setup``) with ``seed`` and return its record; the record's
     config holds the seed and, for a method, its resolved address. ``benchmark`` is the seed's benchmark if
     already built (it is the same for every run of a seed; built here otherwise); ``stop_after`` trains only
-    the first experiences (see :func:`~pecft_lib.evaluation.run_strategy`). A finished method run stores the
-    measurement of its mechanism on the test stream in ``record.extra["diagnostics"]``
+    the first experiences (see :func:`~pecft_lib.evaluation.run_strategy`). With ``diagnose``, a finished method
+    run stores the measurement of its mechanism on the test stream in ``record.extra["diagnostics"]``
     (:func:`~pecft_lib.mechanisms.mechanism_diagnostics`)."""
     if run not in setup.runs:
         raise UnknownNameError("run", run, setup.runs)
@@ -157,7 +158,7 @@ def run_one(setup: ComparisonBenchmark, run: str, seed: int, profile: str | None
         strategy, benchmark, config = experiment.prepare(Sources(benchmark=benchmark))
         config = {**config, "address": experiment.address, "seed": seed}
     record = run_strategy(strategy, benchmark, name=run, config=config, stop_after=stop_after, **EVALUATION)
-    if record.status == "finished":
+    if diagnose and record.status == "finished":
         diagnostics = mechanism_diagnostics(strategy.model, benchmark)
         if diagnostics is not None:
             record.extra["diagnostics"] = diagnostics

@@ -62,7 +62,7 @@ def select_learning_rates(config: ComparisonConfig, benchmark: str, lrs: Sequenc
         if run not in candidates:
             raise UnknownNameError("run with a learning rate", run, candidates)
     data = dataclasses.replace(setup.benchmark, seed=seed).build()
-    selection_file = root / benchmark / "selection.json"
+    selection_file = selection_path(root, benchmark)
     selection = json.loads(selection_file.read_text()) if selection_file.is_file() else {}
     for run in runs:
         scores = {}
@@ -74,7 +74,7 @@ def select_learning_rates(config: ComparisonConfig, benchmark: str, lrs: Sequenc
                 check_settings(record, trial_setup, run, path)
             else:
                 start = time.perf_counter()
-                record = run_one(trial_setup, run, seed, profile, benchmark=data)
+                record = run_one(trial_setup, run, seed, profile, benchmark=data, diagnose=False)  # scored by A_last only
                 record.extra["provenance"] = provenance(time.perf_counter() - start)
                 record.extra["grid_settings"] = grid_settings(trial_setup, run)
                 record.save(path)
@@ -88,14 +88,24 @@ def select_learning_rates(config: ComparisonConfig, benchmark: str, lrs: Sequenc
     return selection
 
 
-def selection_table(root: Path, benchmark: str) -> pd.DataFrame:
-    """The stored choice for ``benchmark`` (``<root>/<benchmark>/selection.json``): one row per run, its
-    validation ``A_last`` (%) at each candidate rate, and the chosen rate."""
-    path = root / benchmark / "selection.json"
+def selection_path(root: Path, benchmark: str) -> Path:
+    """Where the choice for ``benchmark`` is stored under ``root``."""
+    return root / benchmark / "selection.json"
+
+
+def load_selection(root: Path, benchmark: str) -> dict:
+    """The stored choice for ``benchmark``, as :func:`select_learning_rates` returned it."""
+    path = selection_path(root, benchmark)
     if not path.is_file():
         raise DatasetNotFoundError(f"no learning-rate selection stored at {path}; make it with "
                                    f"`pecft select-lr --benchmark {benchmark} --lrs ...`")
-    selection = json.loads(path.read_text())
+    return json.loads(path.read_text())
+
+
+def selection_table(root: Path, benchmark: str) -> pd.DataFrame:
+    """The stored choice for ``benchmark`` (:func:`load_selection`): one row per run, its validation ``A_last``
+    (%) at each candidate rate, and the chosen rate."""
+    selection = load_selection(root, benchmark)
     rows = {run: {**{f"lr {lr}": round(100 * score, 1) for lr, score in choice["scores"].items()},
                   "chosen": choice["chosen"]}
             for run, choice in selection.items()}

@@ -87,3 +87,8 @@ def test_stored_diagnostics_are_summarised_over_seeds():
         stored_diagnostic(records, "DualPrompt", "task_identification")
     with pytest.raises(KeyError, match="produced again"):
         stored_diagnostic(records, "L2P", "task_identification")
+
+
+def test_a_run_made_without_diagnose_stores_no_mechanism():
+    record = run_one(tiny_setup(), "L2P", 0, profile="quick", diagnose=False)
+    assert record.status == "finished" and "diagnostics" not in record.extra

@@ -3,14 +3,13 @@ record carries its provenance and its mechanism, and a stored run's first experi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pecft_lib.comparison import load_comparison, run_one
-from pecft_lib.lr_selection import tunable_runs
+from pecft_lib.lr_selection import load_selection, tunable_runs
 from pecft_lib.stored_records import load_stored, records_root
 
 TOLERANCES = yaml.safe_load((Path(__file__).parents[1] / "book" / "tolerances.yml").read_text())["classes"]
@@ -24,7 +23,7 @@ def medium():
 
 def test_the_medium_learning_rates_are_the_stored_validation_choices(medium):
     setup = medium.benchmarks[BENCHMARK]
-    selection = json.loads((records_root("medium", "lr_selection") / BENCHMARK / "selection.json").read_text())
+    selection = load_selection(records_root("medium", "lr_selection"), BENCHMARK)
     assert set(selection) == set(tunable_runs(setup))
     for run, choice in selection.items():
         assert choice["chosen"] == max(map(float, choice["scores"]), key=lambda lr: (choice["scores"][f"{lr:g}"], -lr))
