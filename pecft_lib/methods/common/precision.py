@@ -29,7 +29,7 @@ and needs none.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 from avalanche.core import SupervisedPlugin
@@ -40,6 +40,7 @@ PRECISIONS = ("fp32", "bf16")
 """The values of a loop config's ``precision``: float32 throughout, or bfloat16 autocast around the forward."""
 
 _AUTOCAST_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+T = TypeVar("T")
 
 
 def check_precision(precision: str, key: str) -> str:
@@ -72,6 +73,13 @@ def autocast(precision: str, device_type: str) -> torch.autocast:
 def upcast(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` in float32 if it is in a 16-bit float type, else unchanged (float64 stays float64)."""
     return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+
+def in_float32(function: Callable[[torch.Tensor], T], tensor: torch.Tensor) -> T:
+    """``function(tensor)`` with autocast off and ``tensor`` in at least float32: what must not run in bfloat16
+    under a bf16 run (the prompt methods' query–key matching, see the module docstring)."""
+    with torch.autocast(tensor.device.type, enabled=False):
+        return function(upcast(tensor))
 
 
 class MixedPrecisionPlugin(SupervisedPlugin):

@@ -35,7 +35,7 @@ from ...backbones.attention import Prefix
 from ...backbones.base import EncoderOutput
 from ...errors import UnknownNameError
 from ..common import ContinualPEFTModel
-from ..common.precision import upcast
+from ..common.precision import in_float32
 
 HEAD_INITS = ("trunc_normal", "zeros", "torch_default")
 """How the classification head is initialised (:class:`PromptClassifier`'s ``head_init``)."""
@@ -118,8 +118,7 @@ class PromptClassifier(ContinualPEFTModel):
         """:meth:`make_prompts` with autocast off on a query in at least float32: under bfloat16 autocast
         (``precision: bf16``) the query–key similarities, the selection and the auxiliary losses are still
         float32, so that nearly tied keys are ranked as in float32."""
-        with torch.autocast(query.device.type, enabled=False):
-            return self.make_prompts(upcast(query))
+        return in_float32(self.make_prompts, query)
 
     def features(self, output: EncoderOutput) -> torch.Tensor:
         """What the head reads: the backbone's pooled features (the [CLS] token of a ViT)."""

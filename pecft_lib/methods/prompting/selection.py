@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ...errors import UnknownNameError
-from ..common.precision import upcast
+from ..common.precision import in_float32
 
 PROMPT_INITS = ("pytorch", "jax")
 """How prompts and keys are initialised (:func:`init_prompts`): ``"pytorch"``, U(−1, 1) as the PyTorch ports;
@@ -61,5 +61,4 @@ class KeyQuerySelection:
         """The prompt ids ``forward`` uses for ``inputs`` in the current mode, ``[B, N]``; as in ``forward``,
         the selection runs in float32 with autocast off."""
         query = self.query(inputs)  # type: ignore[attr-defined]
-        with torch.autocast(query.device.type, enabled=False):
-            return self.select(self.similarity(upcast(query)))
+        return in_float32(lambda q: self.select(self.similarity(q)), query)
