@@ -35,7 +35,7 @@ def with_learning_rate(setup: ComparisonBenchmark, run: str, lr: float) -> Compa
 
 def on_validation(setup: ComparisonBenchmark, validation_per_class: int) -> ComparisonBenchmark:
     """``setup`` evaluated on ``validation_per_class`` examples per class carved from the training data (the
-    benchmark must accept ``validation_per_class``, as ``five_domains`` and ``split_mnist`` do)."""
+    benchmark must accept ``validation_per_class``, as ``five_domains``, ``split_mnist`` and ``text_domains`` do)."""
     options = {**setup.benchmark.options, "validation_per_class": validation_per_class}
     return dataclasses.replace(setup, benchmark=dataclasses.replace(setup.benchmark, options=options))
 

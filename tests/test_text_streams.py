@@ -16,7 +16,7 @@ import torch
 from pecft_lib.backbones import minilm
 from pecft_lib.benchmarks import BENCHMARKS, BenchmarkConfig
 from pecft_lib.benchmarks.base import TensorClassificationDataset, make_class_incremental, seeded_class_order
-from pecft_lib.benchmarks.streams import read_jsonl_gz, write_jsonl_gz
+from pecft_lib.benchmarks.streams import fixed_split, read_jsonl_gz, write_jsonl_gz
 from pecft_lib.errors import ChecksumMismatchError, ConfigError
 
 # the modules, not the functions of the same names that pecft_lib.benchmarks exports
@@ -218,7 +218,25 @@ def test_text_domains_labels_follow_the_texts(small_domains):
     _check_labels_follow_texts(small_domains, label_of_text, 96)
 
 
+@requires_minilm
+@requires_wordnet
+def test_text_domains_validation_comes_from_the_training_part(small_domains):
+    """With validation_per_class, the evaluation texts are carved out of the training part (no test text read)
+    and are never trained on; the training texts are drawn from the rest."""
+    bench = domains.text_domains(seed=2, train_per_class=10, validation_per_class=4, max_length=96,
+                                 domain_order=["fortunes", "spam", "wordnet", "debian"])
+    assert _class_counts(bench, "train") == [10] * 17 and _class_counts(bench, "test") == [4] * 17
+    validation, train = set(bench.texts["test"]), set(bench.texts["train"])
+    assert not validation & train
+    assert not validation & set(small_domains.texts["test"])  # the test part of the same seed
+    training_parts = {text for domain in domains.DOMAINS.values()
+                      for class_texts in domain.texts(domain).values() for text in fixed_split(class_texts)[0]}
+    assert validation <= training_parts
+    assert bench.info["validation_per_class"] == 4
+
+
 @pytest.mark.parametrize("settings, message", [
+    (dict(validation_per_class=0), "needs a positive validation_per_class"),
     (dict(n_experiences=5), "one experience per domain .* n_experiences must be 4, got 5"),
     (dict(n_experiences=2), "n_experiences must be 4, got 2"),
     (dict(domain_order=["spam", "wordnet", "debian"]), "domain_order must list each of the domains"),
@@ -234,6 +252,8 @@ def test_text_domains_checks_its_arguments(settings, message):
 def test_text_domains_says_which_class_is_too_small():
     with pytest.raises(ConfigError, match="asked for 51 texts of debian/games .test part., which has 50"):
         domains.text_domains(train_per_class=2, test_per_class=51)
+    with pytest.raises(ConfigError, match="validation_per_class=200 leaves no training text of debian/games"):
+        domains.text_domains(train_per_class=2, validation_per_class=200)
 
 
 @requires_minilm

@@ -131,6 +131,17 @@ def _check_count(name: str, value: int | None) -> None:
                           f"200 train / 50 test), got {value!r}")
 
 
+def _carve_validation(train: list[str], count: int, rng: np.random.Generator,
+                      what: str) -> tuple[list[str], list[str]]:
+    """``(rest, validation)``: ``count`` texts of a class's training part held out, the rest kept in order."""
+    if count >= len(train):
+        raise ConfigError(f"validation_per_class={count} leaves no training text of {what}, whose training part "
+                          f"has {len(train)}: pick fewer")
+    held = set(rng.permutation(len(train))[:count].tolist())
+    return ([text for i, text in enumerate(train) if i not in held],
+            [text for i, text in enumerate(train) if i in held])
+
+
 def text_domains(
     n_experiences: int = 4,
     seed: int = 0,
@@ -139,6 +150,7 @@ def text_domains(
     test_per_class: int | None = 50,
     max_length: int = 128,
     tokenizer: Any | None = None,
+    validation_per_class: int | None = None,
 ) -> TextBenchmark:
     """One experience per domain (wordnet, debian, fortunes, spam by default), 17 classes in all.
 
@@ -149,6 +161,9 @@ def text_domains(
         train_per_class, test_per_class: texts per class (at most 200 / 50 for debian, 240 / 60 for fortunes).
         max_length: token ids per example (truncated, padded with the tokenizer's pad id).
         tokenizer: a Hugging Face tokenizer; ``None`` = the offline all-MiniLM-L6-v2 tokenizer.
+        validation_per_class: evaluate on this many texts per class carved out of each class's training part
+            (drawn with ``seed + 1``) instead of its test part, and draw the training texts from the rest: the
+            validation stream on which :mod:`pecft_lib.lr_selection` chooses learning rates, no test text read.
 
     The raw texts are in the result's ``texts``; ``info`` lists the domains, their classes, sources and licences.
     """
@@ -158,14 +173,20 @@ def text_domains(
     order = _check_domain_order(domain_order)
     _check_count("train_per_class", train_per_class)
     _check_count("test_per_class", test_per_class)
+    if validation_per_class is not None:
+        _check_count("validation_per_class", validation_per_class)
     rng = np.random.default_rng(seed)
+    validation_rng = np.random.default_rng(seed + 1)
     texts: dict[str, list[list[str]]] = {"train": [], "test": []}
     for domain in DOMAINS.values():
         for label, class_texts in domain.texts(domain).items():
             train, test = fixed_split(class_texts)
             what = f"{domain.name}/{label}"
+            if validation_per_class is not None:
+                train, test = _carve_validation(train, validation_per_class, validation_rng, what)
             texts["train"].append(draw(train, train_per_class, rng, f"{what} (training part)"))
-            texts["test"].append(draw(test, test_per_class, rng, f"{what} (test part)"))
+            texts["test"].append(draw(test, test_per_class if validation_per_class is None else None, rng,
+                                      f"{what} (test part)"))
     provenance = {name: domain.provenance() for name, domain in DOMAINS.items()}
     return build_text_stream(
         "text_domains", CLASS_NAMES, texts,
@@ -178,6 +199,7 @@ def text_domains(
             "seed": seed,
             "train_per_class": train_per_class,
             "test_per_class": test_per_class,
+            "validation_per_class": validation_per_class,
             "domains": order,
             "classes_per_domain": {name: list(DOMAINS[name].classes) for name in order},
             "sources": {name: source for name, (source, _) in provenance.items()},
