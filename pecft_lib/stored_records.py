@@ -124,6 +124,16 @@ def produce(config: ComparisonConfig, benchmark: str, root: Path, profile: str,
     return written
 
 
+def provenance_summary(records: Sequence[RunRecord]) -> str:
+    """One line on how stored records were made: how many, on which CPUs, their total wall time, their commits."""
+    made = [record.extra["provenance"] for record in records]
+    cpus = sorted({entry["cpu"] for entry in made})
+    commits = sorted({(entry["commit"] or "unknown")[:7] for entry in made})
+    hours = sum(entry["wall_seconds"] for entry in made) / 3600
+    return (f"{len(records)} stored records; CPU: {', '.join(cpus)}; {hours:.1f} hours of training and evaluation "
+            f"in all; commits: {', '.join(commits)}")
+
+
 def load_stored(config: ComparisonConfig, benchmark: str, root: Path, runs: Sequence[str] | None = None,
                 seeds: Sequence[int] | None = None) -> list[RunRecord]:
     """The stored records of ``benchmark`` (every run and seed of ``config`` unless narrowed), in config order.

@@ -22,7 +22,7 @@ from pecft_lib.comparison import (
 )
 from pecft_lib.errors import ConfigError, UnknownNameError
 from pecft_lib.evaluation import RunRecord, run_strategy
-from pecft_lib.evaluation.aggregate import final_accuracy, mean_curves
+from pecft_lib.evaluation.aggregate import apart, final_accuracy, mean_curves, seed_spread_verdict
 from pecft_lib.evaluation.plots import (
     plot_accuracy_curves_by_run,
     plot_accuracy_vs_cost,
@@ -200,6 +200,18 @@ def test_summary_table_reports_mean_and_population_std_over_seeds():
     curve_mean, curve_std = mean_curves(records)["A"]
     np.testing.assert_allclose(curve_mean, [0.9, 0.6])
     np.testing.assert_allclose(curve_std, [0.0, 0.1])
+
+
+def test_seed_spread_verdict_says_which_differences_exceed_the_spread():
+    assert apart((0.6, 0.1), (0.85, 0.1)) and not apart((0.6, 0.1), (0.75, 0.1))
+    records = [record("A", 0, 0.5), record("A", 1, 0.7), record("B", 0, 0.45), record("C", 0, 0.68)]
+    verdict = seed_spread_verdict(records, ["A", "B"])
+    assert list(verdict.columns) == ["vs A", "vs B"] and list(verdict.index) == ["A", "B", "C"]
+    assert verdict.loc["B", "vs A"] == "-15.0, apart"  # 45 ± 0 against 60 ± 10
+    assert verdict.loc["C", "vs A"] == "+8.0, within the spread"
+    assert verdict.loc["C", "vs B"] == "+23.0, apart" and verdict.loc["A", "vs A"] == ""
+    with pytest.raises(ValueError, match="no records of the reference run.*'Z'"):
+        seed_spread_verdict(records, ["Z"])
 
 
 def test_comparison_plots_draw_one_point_per_run():

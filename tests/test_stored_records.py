@@ -12,7 +12,7 @@ from pecft_lib.comparison import ComparisonBenchmark, ComparisonConfig, load_com
 from pecft_lib.errors import ConfigError, DatasetNotFoundError
 from pecft_lib.methods.baselines import BaselineConfig
 from pecft_lib.methods.finetuning.config import TuningConfig
-from pecft_lib.stored_records import load_stored, produce, record_path
+from pecft_lib.stored_records import load_stored, produce, provenance_summary, record_path
 
 
 def tiny_grid() -> ComparisonConfig:
@@ -38,6 +38,8 @@ def test_produce_stores_each_run_once_and_load_reads_them_back(tmp_path):
     records = load_stored(grid, "mnist", tmp_path, runs=["Prototype"])
     assert [(r.name, r.config["seed"]) for r in records] == [("Prototype", 0), ("Prototype", 1)]
     assert all(r.benchmark["name"] == "split_mnist" and r.status == "finished" for r in records)
+    summary = provenance_summary(records)
+    assert summary.startswith("2 stored records; CPU: ") and "hours of training and evaluation in all" in summary
 
 
 def test_missing_records_name_the_command_that_makes_them(tmp_path):
