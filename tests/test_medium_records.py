@@ -13,7 +13,7 @@ from pecft_lib.lr_selection import load_selection, tunable_runs
 from pecft_lib.stored_records import load_stored, records_root
 
 TOLERANCES = yaml.safe_load((Path(__file__).parents[1] / "book" / "tolerances.yml").read_text())["classes"]
-BENCHMARK = "five_domains"
+BENCHMARKS = ["five_domains", "text_domains"]
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +21,14 @@ def medium():
     return load_comparison("medium")
 
 
-def test_the_medium_learning_rates_are_the_stored_validation_choices(medium):
-    setup = medium.benchmarks[BENCHMARK]
-    selection = load_selection(records_root("medium", "lr_selection"), BENCHMARK)
+def test_the_medium_grid_has_these_benchmarks(medium):
+    assert list(medium.benchmarks) == BENCHMARKS
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_the_medium_learning_rates_are_the_stored_validation_choices(medium, benchmark):
+    setup = medium.benchmarks[benchmark]
+    selection = load_selection(records_root("medium", "lr_selection"), benchmark)
     assert set(selection) == set(tunable_runs(setup))
     for run, choice in selection.items():
         assert choice["chosen"] == max(map(float, choice["scores"]), key=lambda lr: (choice["scores"][f"{lr:g}"], -lr))
@@ -31,9 +36,10 @@ def test_the_medium_learning_rates_are_the_stored_validation_choices(medium):
         assert used == choice["chosen"], f"{run}: configs/comparison.yaml says {used}, the selection {choice['chosen']}"
 
 
-def test_every_stored_record_has_its_provenance_and_every_method_its_mechanism(medium):
-    setup = medium.benchmarks[BENCHMARK]
-    records = load_stored(medium, BENCHMARK, records_root("medium"))  # refuses records of other settings
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_every_stored_record_has_its_provenance_and_every_method_its_mechanism(medium, benchmark):
+    setup = medium.benchmarks[benchmark]
+    records = load_stored(medium, benchmark, records_root("medium"))  # refuses records of other settings
     assert len(records) == len(setup.runs) * len(medium.seeds)
     for record in records:
         provenance = record.extra["provenance"]
@@ -43,10 +49,11 @@ def test_every_stored_record_has_its_provenance_and_every_method_its_mechanism(m
         assert ("diagnostics" in record.extra) == has_mechanism, record.name
 
 
-def test_a_stored_run_reproduces_its_first_experience(medium):
-    setup = medium.benchmarks[BENCHMARK]
-    stored = load_stored(medium, BENCHMARK, records_root("medium"), runs=["DualPrompt"], seeds=[0])[0]
-    again = run_one(setup, "DualPrompt", 0, "medium", stop_after=1)
+@pytest.mark.parametrize("benchmark, run", [("five_domains", "DualPrompt"), ("text_domains", "O-LoRA")])
+def test_a_stored_run_reproduces_its_first_experience(medium, benchmark, run):
+    setup = medium.benchmarks[benchmark]
+    stored = load_stored(medium, benchmark, records_root("medium"), runs=[run], seeds=[0])[0]
+    again = run_one(setup, run, 0, "medium", stop_after=1)
     bound = TOLERANCES["fraction"]["abs"]  # the any-CPU bound of the book's accuracies (book/tolerances.yml)
     assert again.matrix[0, 0] == pytest.approx(stored.matrix[0, 0], abs=bound)
     assert again.benchmark["class_order"] == stored.benchmark["class_order"]
