@@ -83,9 +83,15 @@ def select_learning_rates(config: ComparisonConfig, benchmark: str, lrs: Sequenc
         chosen = min(float(lr) for lr, score in scores.items() if score == best)
         selection[run] = {"scores": scores, "chosen": chosen, "validation_per_class": validation_per_class,
                           "seed": seed}
+        selection = {name: selection[name] for name in sorted(selection, key=_config_order(candidates))}
         selection_file.parent.mkdir(parents=True, exist_ok=True)
         selection_file.write_text(json.dumps(selection, indent=2) + "\n")
     return selection
+
+
+def _config_order(runs: Sequence[str]):
+    """Sort key: the runs in the comparison's order, any other name after them by name."""
+    return lambda name: (runs.index(name), "") if name in runs else (len(runs), name)
 
 
 def selection_path(root: Path, benchmark: str) -> Path:

@@ -103,6 +103,17 @@ def test_learning_rates_are_chosen_on_validation_data_and_stored(tmp_path):
         select_learning_rates(grid, "mnist", [1e-3], tmp_path, "quick", validation_per_class=2, runs=["Prototype"])
 
 
+def test_the_stored_choice_lists_runs_in_the_grid_order_whoever_wrote_first(tmp_path):
+    """Searches run in parts (e.g. two processes) store one file in the comparison's order of runs."""
+    from pecft_lib.lr_selection import select_learning_rates
+
+    stored = tmp_path / "mnist" / "selection.json"
+    stored.parent.mkdir(parents=True)
+    stored.write_text(json.dumps({"A run of another grid": {"scores": {"0.001": 0.5}, "chosen": 0.001}}))
+    selection = select_learning_rates(tiny_grid(), "mnist", [1e-3], tmp_path, "quick", validation_per_class=2)
+    assert list(selection) == list(json.loads(stored.read_text())) == ["SeqFT", "A run of another grid"]
+
+
 def test_a_record_made_under_other_settings_is_refused_not_reused(tmp_path):
     import dataclasses
 
