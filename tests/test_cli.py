@@ -82,7 +82,7 @@ def test_list_shows_every_method_experiment_benchmark_and_checkpoint(capsys):
                  "dualprompt:imagenet_r", "coda_prompt:imagenet_r", "inflora:cifar100", "olora:generative",
                  "olora:text  runs: O-LoRA, IncLoRA, SeqLoRA, SeqFT, Joint", "classic_cl:default  runs: naive",
                  "peft_primer:vision  runs: linear_probe", "split_imagenet_r", "olora_text",
-                 "vit_base_patch16_224.augreg_in21k_ft_in1k", "all-MiniLM-L6-v2", "pecft-vit-glyphs",
+                 "vit_base_patch16_224.augreg_in21k_ft_in1k", "all-MiniLM-L6-v2", "pecft-vit-glyphs", "pecft-hybrid-glyphs",
                  "comparison grid (medium profile, `pecft comparison --profile medium`):",
                  "five_domains (five_domains, pecft-vit-glyphs)  runs: L2P, DualPrompt, CODA-Prompt",
                  "text_domains (text_domains, all-MiniLM-L6-v2)  runs: L2P, DualPrompt, CODA-Prompt"):
@@ -149,9 +149,9 @@ def test_unknown_benchmark_lists_the_benchmarks(capsys):
 
 def test_unknown_checkpoint_tag_lists_the_tags(capsys):
     assert_error(capsys, ["run", "l2p:cifar100", "--profile", "paper", "--set", "backbone=vit_base_patch16_224"],
-                 "unknown backbone 'vit_base_patch16_224'; valid choices: all-MiniLM-L6-v2, pecft-vit-glyphs, "
-                 "pecft-vit-tiny, vit_base_patch16_224.augreg_in21k, vit_base_patch16_224.augreg_in21k_ft_in1k, "
-                 "vit_base_patch16_224.orig_in21k", "Give the pretrained tag explicitly")
+                 "unknown backbone 'vit_base_patch16_224'; valid choices: all-MiniLM-L6-v2, pecft-hybrid-glyphs, "
+                 "pecft-vit-glyphs, pecft-vit-tiny, vit_base_patch16_224.augreg_in21k, "
+                 "vit_base_patch16_224.augreg_in21k_ft_in1k, vit_base_patch16_224.orig_in21k", "Give the pretrained tag explicitly")
     assert_error(capsys, ["run", "olora:generative", "--profile", "paper", "--set", "model=t5-3b"],
                  "unknown T5 model 't5-3b'; valid choices: t5-large")
 

@@ -155,31 +155,42 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("pecft_lib/data/pecft-vit-glyphs"))
+def add_arguments(parser: argparse.ArgumentParser, out: str, steps: int, lr: float) -> None:
+    """The recipe's options, shared by the glyph pretraining scripts (defaults ``out``, ``steps``, ``lr``)."""
+    parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--variants", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
 
+
+def glyph_data(args: argparse.Namespace) -> tuple[list, torch.Tensor, dict, float]:
+    """(classes, rendered images, classes per script, rendering seconds) for the recipe ``args``."""
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    state_file = args.out / "pretraining_state.pt"
     start = time.perf_counter()
     classes = glyph_classes(args.seed)
     per_script = {s: sum(1 for c in classes if c[0] == s) for s in SCRIPTS}
     print(f"{len(classes)} glyph classes: {per_script}", flush=True)
     images = render_dataset(classes, args.variants, args.seed)
-    render_seconds = time.perf_counter() - start
+    return classes, images, per_script, time.perf_counter() - start
 
-    model = create_vit_tiny(num_classes=len(classes))
-    optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=args.lr)
+
+def pretrain(model: torch.nn.Module, classes: list, images: torch.Tensor, args: argparse.Namespace,
+             report: dict, auxiliary: torch.nn.Module | None = None) -> None:
+    """Train ``model`` (whose head has one output per class) to name the glyphs, save its weights without the
+    head to ``args.out`` with their sha256, ``pretraining.json`` (``report`` plus the run's measurements) and
+    ``classes.txt``. Saves its state every 250 steps and resumes from it when started again.
+
+    ``auxiliary``, if given, is a module whose ``loss()`` (of the model's last forward pass) is added to the
+    cross-entropy; its parameters are trained along and dropped with the head."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    state_file = args.out / "pretraining_state.pt"
+    trained = torch.nn.ModuleDict({"model": model, **({"auxiliary": auxiliary} if auxiliary is not None else {})})
+    optimizer = torch.optim.AdamW(parameter_groups(trained, args.weight_decay), lr=args.lr)
     warmup = max(1, args.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -189,7 +200,7 @@ def main() -> None:
     step, losses, accuracies, train_seconds = 0, [], [], 0.0
     if state_file.exists():
         state = torch.load(state_file, weights_only=False)
-        model.load_state_dict(state["model"])
+        trained.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"])
@@ -206,6 +217,8 @@ def main() -> None:
         batch = (images[labels, variant].float().unsqueeze(1) / 255.0 - MEAN) / STD
         logits = model(random_affine(batch, generator))
         loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+        if auxiliary is not None:
+            loss = loss + auxiliary.loss()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -219,7 +232,7 @@ def main() -> None:
             train_seconds += time.perf_counter() - segment_start
             segment_start = time.perf_counter()
             state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "model": trained.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                 "generator": generator.get_state(), "step": step, "losses": losses, "accuracies": accuracies,
                 "seconds": train_seconds,
             }
@@ -232,12 +245,10 @@ def main() -> None:
     digest = sha256_of(weights)
     (args.out / "model.safetensors.sha256").write_text(f"{digest}  model.safetensors\n")
     report = {
-        "architecture": ARCHITECTURE,
-        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"},
+        **report,
+        "recipe": {k: v for k, v in vars(args).items() if not isinstance(v, Path)},  # no local paths
         "classes": len(classes),
-        "classes_per_script": per_script,
         "images_rendered": int(n_classes * n_variants),
-        "render_minutes": round(render_seconds / 60, 2),
         "training_minutes": round(train_seconds / 60, 2),
         "final_loss": float(np.mean(losses[-200:])),
         "final_train_accuracy": float(np.mean(accuracies[-200:])),
@@ -250,6 +261,16 @@ def main() -> None:
     (args.out / "classes.txt").write_text("".join(f"{s}\tU+{ord(c):04X}\t{c}\n" for s, c, _ in classes))
     state_file.unlink()
     print(json.dumps({k: v for k, v in report.items() if k != "loss_curve"}, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, "pecft_lib/data/pecft-vit-glyphs", steps=6000, lr=1e-3)
+    args = parser.parse_args()
+    classes, images, per_script, render_seconds = glyph_data(args)
+    report = {"architecture": ARCHITECTURE, "classes_per_script": per_script,
+              "render_minutes": round(render_seconds / 60, 2)}
+    pretrain(create_vit_tiny(num_classes=len(classes)), classes, images, args, report)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ budget: what the continual methods train on) → ``probe.json``, or on the whole
 → ``probe_full.json``. It is applied to
 
 * ``frozen``: the backbone's shipped weights ([CLS] after the final norm, 192 values),
-* ``random_init``: the same architecture with random weights (seed 0),
+* ``random_init``: the same architecture with random weights (seed 0; for the hybrid, its stem too),
 * ``raw_pixels``: the 784 normalised pixels.
 
 Output: ``{"<stream>": {"frozen": acc, "raw_pixels": acc, "random_init": acc}, ...}`` with accuracies in [0, 1].
 
-    python tools/probe_backbones.py pecft-vit-glyphs                  # probe.json (100 per class)
-    python tools/probe_backbones.py pecft-vit-glyphs --per-class 0    # probe_full.json
+    python tools/probe_backbones.py pecft-hybrid-glyphs                  # probe.json (100 per class)
+    python tools/probe_backbones.py pecft-hybrid-glyphs --per-class 0    # probe_full.json
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pecft_lib.backbones.hybrid_glyphs import create_hybrid_glyphs, load_hybrid_glyphs
 from pecft_lib.backbones.vit_glyphs import load_vit_glyphs
 from pecft_lib.backbones.vit_tiny import create_vit_tiny, load_vit_tiny
 from pecft_lib.benchmarks.fashion_mnist import load_fashion_mnist
@@ -35,7 +36,12 @@ from pecft_lib.benchmarks.grey28_streams import DOMAINS, load_stream_file
 from pecft_lib.evaluation.probe import extract_features, linear_probe
 from pecft_lib.paths import package_data
 
-LOADERS = {"pecft-vit-glyphs": load_vit_glyphs, "pecft-vit-tiny": load_vit_tiny}
+# backbone: (shipped weights, the same architecture at random init)
+LOADERS = {
+    "pecft-vit-glyphs": (load_vit_glyphs, create_vit_tiny),
+    "pecft-hybrid-glyphs": (load_hybrid_glyphs, create_hybrid_glyphs),
+    "pecft-vit-tiny": (load_vit_tiny, create_vit_tiny),
+}
 
 
 def domain(name: str) -> dict[str, np.ndarray]:
@@ -61,18 +67,19 @@ def streams() -> dict[str, dict[str, np.ndarray]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("backbone", choices=sorted(LOADERS))
-    parser.add_argument("--out", help="default: the backbone's probe.json in the package (pecft-vit-glyphs only; "
-                        "pecft-vit-tiny's probe.json is written by tools/probe_vit_tiny.py)")
+    parser.add_argument("--out", help="default: the backbone's probe.json in the package (not for pecft-vit-tiny, "
+                        "whose probe.json is written by tools/probe_vit_tiny.py)")
     parser.add_argument("--per-class", type=int, default=100, help="training examples per class (0: all)")
     parser.add_argument("--streams", nargs="+", help="re-probe only these streams and keep the other rows of the "
                         "existing file (after a change of those streams' data)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    if args.out is None and args.backbone != "pecft-vit-glyphs":
+    if args.out is None and args.backbone == "pecft-vit-tiny":
         parser.error(f"{args.backbone}'s probe.json has another format; pass --out FILE")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    models = {"frozen": LOADERS[args.backbone](), "random_init": create_vit_tiny()}
+    load, create = LOADERS[args.backbone]
+    models = {"frozen": load(), "random_init": create()}
     out = Path(args.out) if args.out else package_data(args.backbone) / ("probe.json" if args.per_class else "probe_full.json")
     results = json.loads(out.read_text()) if args.streams and out.is_file() else {}
     for name, data in streams().items():

@@ -5,6 +5,7 @@ name                                           modality    weights
 =============================================  ==========  ===========================================
 ``pecft-vit-tiny``                             vision      shipped in ``pecft_lib/data/``, pretrained offline
 ``pecft-vit-glyphs``                           vision      shipped in ``pecft_lib/data/``, pretrained offline
+``pecft-hybrid-glyphs``                        vision      shipped in ``pecft_lib/data/``, ImageNet CNN stem + glyphs
 ``vit_base_patch16_224.orig_in21k``            vision      hub (L2P, DualPrompt)
 ``vit_base_patch16_224.augreg_in21k_ft_in1k``  vision      hub (CODA-Prompt)
 ``vit_base_patch16_224.augreg_in21k``          vision      hub (InfLoRA)
@@ -24,13 +25,16 @@ from .base import Backbone, EncoderOutput
 from .checkpoints import BARE_NAME_HINT, PAPER_VIT_CHECKPOINTS, create_paper_vit
 from .text import TextEncoderBackbone
 from .vit import ViTBackbone
+from . import hybrid_glyphs, vit_glyphs
+from .hybrid_glyphs import load_hybrid_glyphs
 from .vit_glyphs import load_vit_glyphs
 from .vit_tiny import load_vit_tiny
 
 VIT_TINY = "pecft-vit-tiny"
 VIT_GLYPHS = "pecft-vit-glyphs"
+HYBRID_GLYPHS = "pecft-hybrid-glyphs"
 MINILM = "all-MiniLM-L6-v2"
-BACKBONES = (VIT_TINY, VIT_GLYPHS, *PAPER_VIT_CHECKPOINTS, MINILM)
+BACKBONES = (VIT_TINY, VIT_GLYPHS, HYBRID_GLYPHS, *PAPER_VIT_CHECKPOINTS, MINILM)
 """Every name :func:`load_backbone` accepts (the table above), in that order."""
 
 
@@ -50,6 +54,8 @@ def load_backbone(
         backbone: Backbone = ViTBackbone(load_vit_tiny(pretrained, checkpoint_path), name)
     elif name == VIT_GLYPHS:
         backbone = ViTBackbone(load_vit_glyphs(pretrained, checkpoint_path), name)
+    elif name == HYBRID_GLYPHS:
+        backbone = ViTBackbone(load_hybrid_glyphs(pretrained, checkpoint_path), name)
     elif name in PAPER_VIT_CHECKPOINTS:
         backbone = ViTBackbone(create_paper_vit(name, pretrained, checkpoint_path, sha256), name)
     elif name == MINILM:

@@ -14,7 +14,7 @@ from pathlib import Path
 from timm.models.vision_transformer import VisionTransformer
 
 from ..paths import package_data
-from .vit_tiny import load_shipped_vit
+from .vit_tiny import create_vit_tiny, load_shipped_weights
 
 NAME = "pecft-vit-glyphs"
 WEIGHTS_DIR = package_data(NAME)
@@ -25,8 +25,9 @@ SHA256 = "95686204aa734e8a0dc130672452efb409233b9e8b89ee1bafdbd9a448ac9fe9"
 def load_vit_glyphs(pretrained: bool = True, weights: str | Path | None = None) -> VisionTransformer:
     """``pecft-vit-glyphs`` with the weights shipped in the package (sha256-verified), another weights file of
     the same architecture (``weights``, loaded strictly but not checked), or random weights (``pretrained=False``)."""
-    return load_shipped_vit(NAME, WEIGHTS_FILE, SHA256, "`python tools/pretrain_vit_glyphs.py` (about 45 minutes "
-                            "on 2 CPU cores, needs Debian's fonts-noto-core and fonts-noto-cjk)", pretrained, weights)
+    return load_shipped_weights(
+        create_vit_tiny(), NAME, WEIGHTS_FILE, SHA256, "`python tools/pretrain_vit_glyphs.py` (about 45 minutes on 2 CPU "
+        "cores, needs Debian's fonts-noto-core and fonts-noto-cjk)", pretrained, weights)
 
 
 def pretraining_report() -> dict:

@@ -35,13 +35,13 @@ def create_vit_tiny(num_classes: int = 0, **overrides) -> VisionTransformer:
     return VisionTransformer(num_classes=num_classes, **{**ARCHITECTURE, **overrides})
 
 
-def load_shipped_vit(
-    name: str, weights_file: Path, sha256: str, remake: str, pretrained: bool = True, weights: str | Path | None = None
+def load_shipped_weights(
+    model: VisionTransformer, name: str, weights_file: Path, sha256: str, remake: str, pretrained: bool = True,
+    weights: str | Path | None = None,
 ) -> VisionTransformer:
-    """A ``pecft-vit-tiny``-architecture model with the weights ``name`` shipped in the package at ``weights_file``
-    (checked against ``sha256``), another weights file ``weights`` of the same architecture (loaded strictly, not
-    checked), or random weights (``pretrained=False``). ``remake`` says how to re-create the weights."""
-    model = create_vit_tiny()
+    """``model`` with the weights ``name`` shipped in the package at ``weights_file`` (checked against ``sha256``),
+    another weights file ``weights`` of the same architecture (loaded strictly, not checked), or as it is (random
+    weights, ``pretrained=False``). ``remake`` says how to re-create the weights."""
     if not pretrained:
         return model
     path = Path(weights) if weights is not None else weights_file
@@ -68,7 +68,7 @@ def load_vit_tiny(pretrained: bool = True, weights: str | Path | None = None) ->
         weights: another weights file of the same architecture (e.g. a re-run of the pretraining
             script); it is loaded strictly but not checked against the committed sha256.
     """
-    return load_shipped_vit("pecft-vit-tiny", WEIGHTS_FILE, SHA256,
+    return load_shipped_weights(create_vit_tiny(), "pecft-vit-tiny", WEIGHTS_FILE, SHA256,
                             "`python tools/pretrain_vit_tiny.py` (about 45 minutes on 2 CPU cores)",
                             pretrained, weights)
 
