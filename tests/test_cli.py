@@ -84,7 +84,7 @@ def test_list_shows_every_method_experiment_benchmark_and_checkpoint(capsys):
                  "peft_primer:vision  runs: linear_probe", "split_imagenet_r", "olora_text",
                  "vit_base_patch16_224.augreg_in21k_ft_in1k", "all-MiniLM-L6-v2", "pecft-vit-glyphs", "pecft-hybrid-glyphs",
                  "comparison grid (medium profile, `pecft comparison --profile medium`):",
-                 "five_domains (five_domains, pecft-vit-glyphs)  runs: L2P, DualPrompt, CODA-Prompt",
+                 "five_domains (five_domains, pecft-hybrid-glyphs)  runs: L2P, DualPrompt, CODA-Prompt",
                  "text_domains (text_domains, all-MiniLM-L6-v2)  runs: L2P, DualPrompt, CODA-Prompt"):
         assert line in out, line
 

@@ -60,7 +60,7 @@ def test_a_record_of_another_benchmark_is_refused(tmp_path):
 def test_medium_grid_starts_from_the_quick_presets_on_the_new_streams():
     grid = load_comparison("medium")
     setup = grid.benchmarks["five_domains"]
-    assert setup.presets == "quick" and setup.backbone == "pecft-vit-glyphs"
+    assert setup.presets == "quick" and setup.backbone == "pecft-hybrid-glyphs"
     assert len(grid.seeds) == 3
     assert {"L2P", "DualPrompt", "CODA-Prompt", "InfLoRA", "O-LoRA", "Prototype", "SeqFT"} <= set(setup.runs)
     # one schedule for all: no per-epoch cosine that trains the last epoch at 1.6 % of the learning rate
