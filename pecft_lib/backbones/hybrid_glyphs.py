@@ -147,7 +147,7 @@ def pretraining_report() -> dict:
     return json.loads((WEIGHTS_DIR / "pretraining.json").read_text())
 
 
-def probe_report(full: bool = False) -> dict:
+def probe_report() -> dict:
     """Linear-probe accuracies on every 28×28 stream, ``{stream: {"frozen", "raw_pixels", "random_init"}}``
-    (``tools/probe_backbones.py``), fitted on 100 training examples per class or (``full=True``) on all."""
-    return json.loads((WEIGHTS_DIR / ("probe_full.json" if full else "probe.json")).read_text())
+    (``tools/probe_backbones.py``), fitted on 100 training examples per class (the medium budget)."""
+    return json.loads((WEIGHTS_DIR / "probe.json").read_text())

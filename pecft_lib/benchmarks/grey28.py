@@ -2,7 +2,8 @@
 normalisation, so that a backbone pretrained on one of them, or on glyphs, sees every stream on the same scale.
 
 The mean and standard deviation are those of Fashion-MNIST's 60,000 training images scaled to [0, 1], the
-normalisation ``pecft-vit-tiny`` was pretrained with; ``pecft-vit-glyphs`` was pretrained with it too.
+normalisation ``pecft-vit-tiny`` was pretrained with; ``pecft-vit-glyphs`` was pretrained with it too,
+and ``pecft-hybrid-glyphs`` maps it back to [0, 1] before its ImageNet stem.
 """
 
 from __future__ import annotations
