@@ -150,7 +150,7 @@ from pecft_lib.backbones.vit_tiny import load_vit_tiny, pretraining_report, prob
 from pecft_lib.benchmarks.split_imagenet_r import load_split
 from pecft_lib.benchmarks.debian_sections import section_texts
 from pecft_lib.benchmarks.text_domains import DOMAINS
-from pecft_lib.backbones import vit_glyphs
+from pecft_lib.backbones import hybrid_glyphs, vit_glyphs
 from pecft_lib.benchmarks.grey28_streams import SHA256 as GREY28_FILES, load_stream_file, stream_sources
 
 site = pathlib.Path(sys.argv[1])
@@ -163,6 +163,8 @@ assert len(section_texts()) == 10  # sha256-checked text samples
 assert all(DOMAINS[name].texts(DOMAINS[name]) and DOMAINS[name].provenance() for name in ("fortunes", "spam"))
 vit_glyphs.load_vit_glyphs()  # sha256-checked, with its reports
 assert vit_glyphs.pretraining_report() and vit_glyphs.probe_report()
+hybrid_glyphs.load_hybrid_glyphs()  # sha256-checked, stem included, with its reports
+assert hybrid_glyphs.pretraining_report() and hybrid_glyphs.probe_report()
 assert all(len(load_stream_file(name)["train_labels"]) for name in GREY28_FILES) and stream_sources()
 print("package data ok")
 """
